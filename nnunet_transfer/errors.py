@@ -1,0 +1,9 @@
+"""The one exception type the command line turns into a single clear message."""
+
+
+class NnunetTransferError(Exception):
+    """A problem with the user's input or environment, explained in one message.
+
+    The CLI prints ``str(error)`` without a traceback and exits with status 2. The message names
+    the file / key / case that is wrong and says what to do about it.
+    """

@@ -1,0 +1,83 @@
+"""Run stock nnU-Net commands (``nnUNetv2_train`` / ``nnUNetv2_predict``) as subprocesses.
+
+Output goes to a log file; a progress bar follows nnU-Net's ``Epoch N`` lines. A failure raises
+one NnunetTransferError with the last lines of the log and its path.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from nnunet_transfer.environment import nnunet_subprocess_env
+from nnunet_transfer.errors import NnunetTransferError
+
+EPOCH_LINE = re.compile(r"^(?:.*: )?Epoch (\d+)\s*$")
+OUR_ERROR = re.compile(r"(?:nnunet_transfer\.\S*Error|NnunetTransferError|TransferError): (.*)")
+
+
+def default_device() -> str:
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_logged(cmd: Sequence[str], log_path: str | Path, desc: str, total: int | None = None,
+               env: dict[str, str] | None = None, progress: bool = True) -> None:
+    """Run ``cmd``; stream its output to ``log_path``; advance a bar per nnU-Net epoch line.
+
+    Raises NnunetTransferError when the command is missing or exits non-zero.
+    """
+    if shutil.which(cmd[0]) is None:
+        raise NnunetTransferError(f"{cmd[0]} not found on PATH: is nnunetv2 installed in this environment?")
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    tail: deque[str] = deque(maxlen=15)
+    bar = tqdm(total=total, desc=desc, unit="epoch" if total else "line", disable=not progress, leave=True)
+    with open(log_path, "w", encoding="utf-8") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=env if env is not None else nnunet_subprocess_env(), bufsize=1)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            tail.append(line.rstrip())
+            match = EPOCH_LINE.match(line.strip())
+            if total and match:
+                bar.n = min(total, int(match.group(1)) + 1)
+                bar.refresh()
+        code = proc.wait()
+    bar.close()
+    if code != 0:
+        ours = [m.group(1) for m in map(OUR_ERROR.search, tail) if m]
+        detail = ours[-1] if ours else "\n  ".join(tail)
+        raise NnunetTransferError(f"`{' '.join(cmd[:4])} ...` failed (exit code {code}): {detail}\n"
+                                  f"Full log: {log_path}")
+
+
+def train(dataset: str, configuration: str, fold: str | int, trainer: str, plans: str, log_path: str | Path,
+          epochs: int | None = None, continue_training: bool = False, device: str | None = None,
+          extra_env: dict[str, str] | None = None, progress: bool = True) -> None:
+    """``nnUNetv2_train DATASET CONFIG FOLD -tr TRAINER -p PLANS`` with our trainers discoverable."""
+    cmd = ["nnUNetv2_train", dataset, configuration, str(fold), "-tr", trainer, "-p", plans,
+           "-device", device or default_device()]
+    if continue_training:
+        cmd.append("--c")
+    run_logged(cmd, log_path, f"train {trainer} {dataset}", epochs, nnunet_subprocess_env(extra_env), progress)
+
+
+def predict(input_dir: str | Path, output_dir: str | Path, dataset: str, configuration: str, folds: Sequence,
+            trainer: str, plans: str, log_path: str | Path, device: str | None = None, tta: bool = False,
+            num_processes: int = 1, extra_env: dict[str, str] | None = None, progress: bool = True) -> None:
+    """``nnUNetv2_predict`` for one trained model."""
+    cmd = ["nnUNetv2_predict", "-i", str(input_dir), "-o", str(output_dir), "-d", dataset, "-c", configuration,
+           "-f", *map(str, folds), "-tr", trainer, "-p", plans, "-device", device or default_device(),
+           "-npp", str(num_processes), "-nps", str(num_processes), "--disable_progress_bar"]
+    if not tta:
+        cmd.append("--disable_tta")
+    run_logged(cmd, log_path, f"predict {trainer} {dataset}", None, nnunet_subprocess_env(extra_env), progress)

@@ -1,0 +1,113 @@
+"""Pretrain-then-plan: plan target datasets like an existing pretraining checkpoint."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+import nnunet_transfer
+from nnunet_transfer.environment import require_nnunet_folders
+from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.io import read_json
+from nnunet_transfer.planning.common import (ensure_fingerprint, plan_dataset, preprocess, resolve_dataset,
+                                             resolved_configuration, share_architecture, write_plans)
+from nnunet_transfer.trainers.base import SCHEDULE_KEY, validate_schedule
+from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, load_checkpoint
+
+
+@dataclass(frozen=True)
+class CheckpointPlan:
+    """What a checkpoint says about the network it holds."""
+
+    path: Path
+    configuration: str
+    configuration_dict: dict[str, Any]  # architecture, patch_size, batch_size (+ whatever else is known)
+    input_channels: int | None
+    channel_names: dict[str, str] | None
+    source_dataset: str | None
+    metadata: dict[str, Any] | None
+
+
+def describe_checkpoint(path: str | Path) -> CheckpointPlan:
+    """Read the architecture of a checkpoint: our self-describing block, else nnU-Net's
+    ``init_args`` (plans + configuration). Raises NnunetTransferError if neither is present."""
+    path = Path(path).resolve()
+    checkpoint = load_checkpoint(path)
+    meta = checkpoint_metadata(checkpoint)
+    if meta is not None:
+        cfg = {"architecture": meta["architecture"], "patch_size": meta["patch_size"],
+               "batch_size": meta["batch_size"], "spacing": meta.get("spacing")}
+        return CheckpointPlan(path, meta["configuration"], cfg, meta.get("input_channels"),
+                              meta.get("channel_names"), meta.get("source_dataset"), meta)
+    init = checkpoint.get("init_args")
+    if isinstance(init, dict) and isinstance(init.get("plans"), dict) and init.get("configuration"):
+        plans = init["plans"]
+        cfg = resolved_configuration(plans, init["configuration"])
+        channels = (init.get("dataset_json") or {}).get("channel_names")
+        return CheckpointPlan(path, init["configuration"], cfg, len(channels) if channels else None,
+                              channels, plans.get("dataset_name"), None)
+    raise NnunetTransferError(
+        f"Checkpoint {path} does not describe its network (no 'nnunet_transfer' block and no nnU-Net "
+        f"'init_args'); it cannot be used to plan a dataset. Plan the targets with `nnunet_transfer plan`.")
+
+
+def check_configuration(ckpt: CheckpointPlan, configuration: str | None) -> str:
+    """The configuration to plan: the checkpoint's. A request of another dimensionality is refused."""
+    if configuration is None or configuration == ckpt.configuration:
+        return ckpt.configuration
+    src_dims, dst_dims = len(ckpt.configuration_dict["patch_size"]), 2 if configuration == "2d" else 3
+    if src_dims != dst_dims:
+        raise NnunetTransferError(
+            f"Checkpoint {ckpt.path.name} holds a {src_dims}D network ({ckpt.configuration}); it cannot be "
+            f"shared with a {dst_dims}D configuration ({configuration}). Use -c {ckpt.configuration}.")
+    return configuration
+
+
+def check_channels(ckpt: CheckpointPlan, dataset: str) -> None:
+    """Refuse a target whose input channel count differs from the checkpoint's."""
+    dataset_json = read_json(require_nnunet_folders("nnUNet_raw")["nnUNet_raw"] / dataset / "dataset.json")
+    channels = dataset_json.get("channel_names", dataset_json.get("modality", {}))
+    if ckpt.input_channels is not None and len(channels) != ckpt.input_channels:
+        raise NnunetTransferError(
+            f"{dataset} has {len(channels)} input channel(s) {list(channels.values())} but checkpoint "
+            f"{ckpt.path.name} was trained on {ckpt.input_channels} {list((ckpt.channel_names or {}).values())}. "
+            f"The network's first layer cannot be shared; use a source with the target's channels.")
+
+
+def plan_like_checkpoint(checkpoint: str | Path, targets: Sequence[int | str], plans_name: str,
+                         configuration: str | None = None, num_processes: int = 2,
+                         run_preprocessing: bool = True, clean: bool = False,
+                         schedule: dict | None = None, progress: bool = True) -> dict[str, Path]:
+    """Plan and preprocess ``targets`` with the checkpoint's architecture, patch and batch size.
+
+    Every target is checked (dataset exists, channel count, dimensionality) before anything is
+    written. Returns dataset name -> plans file.
+    """
+    ckpt = describe_checkpoint(checkpoint)
+    cfg_name = check_configuration(ckpt, configuration)
+    names = list(dict.fromkeys(resolve_dataset(t) for t in targets))
+    for name in names:
+        check_channels(ckpt, name)
+    schedule = validate_schedule(schedule or {}, "the schedule options")
+    template = {cfg_name: {k: ckpt.configuration_dict[k] for k in ("architecture", "patch_size", "batch_size")}}
+    provenance = {"reference_checkpoint": str(ckpt.path), "reference_dataset": ckpt.source_dataset,
+                  "nnunet_transfer_version": nnunet_transfer.__version__}
+    planned = {}
+    for name in tqdm(names, desc="plan like checkpoint", disable=not progress):
+        ensure_fingerprint(name, num_processes, clean=clean)
+        plans, missing = share_architecture(plan_dataset(name, plans_name), template, provenance)
+        if missing:
+            raise NnunetTransferError(f"{name} cannot have the checkpoint's {cfg_name} configuration "
+                                      f"(a 2D dataset only has '2d').")
+        if schedule:
+            plans[SCHEDULE_KEY] = dict(schedule)
+        planned[name] = plans
+    written = {}
+    for name, plans in tqdm(planned.items(), desc="preprocess", disable=not progress or not run_preprocessing):
+        written[name] = write_plans(plans, name)
+        if run_preprocessing:
+            preprocess(name, plans_name, [cfg_name], num_processes)
+    return written

@@ -1,0 +1,82 @@
+"""Shared plans: one architecture, patch size and batch size for every dataset of a study.
+
+nnU-Net plans the reference dataset; every other dataset is planned by nnU-Net too (its own
+spacing, normalisation, channels, intensity statistics) and then receives the reference's
+architecture (class + init kwargs), patch size and batch size under the same plans name.
+Unlike ``nnUNetv2_move_plans_between_datasets`` nothing dataset-specific is copied across.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+import nnunet_transfer
+from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.planning.common import (ensure_fingerprint, plan_dataset, preprocess, resolve_dataset,
+                                             resolved_configuration, share_architecture, write_plans)
+from nnunet_transfer.trainers.base import SCHEDULE_KEY, validate_schedule
+
+DEFAULT_PLANS = "nnUNetTransferPlans"
+
+
+def plan_shared(reference: int | str, others: Sequence[int | str] = (), plans_name: str = DEFAULT_PLANS,
+                configurations: Sequence[str] = ("2d", "3d_fullres"), num_processes: int = 2,
+                run_preprocessing: bool = True, clean: bool = False, verify: bool = False,
+                gpu_memory_target_in_gb: float | None = None, schedule: dict | None = None,
+                progress: bool = True) -> dict[str, Path]:
+    """Plan ``reference`` with nnU-Net, give ``others`` its architecture, preprocess them all.
+
+    Returns dataset name -> plans file. Raises NnunetTransferError for unknown datasets, a
+    configuration the reference cannot have, or a dataset that can have none of them. Plans of
+    every dataset are checked before any is written.
+    """
+    ref = resolve_dataset(reference)
+    names = [ref] + [n for n in dict.fromkeys(resolve_dataset(o) for o in others) if n != ref]
+    schedule = validate_schedule(schedule or {}, "the schedule options")
+    steps = tqdm(total=len(names) * (2 + len(configurations) * run_preprocessing), desc="shared plans",
+                 disable=not progress, unit="step")
+    for name in names:
+        steps.set_postfix_str(f"fingerprint {name}")
+        ensure_fingerprint(name, num_processes, clean=clean, verify=verify)
+        steps.update()
+
+    steps.set_postfix_str(f"plan {ref}")
+    ref_plans = plan_dataset(ref, plans_name, gpu_memory_target_in_gb)
+    unknown = [c for c in configurations if c not in ref_plans["configurations"]]
+    if unknown:
+        raise NnunetTransferError(
+            f"Reference {ref} has no configuration {', '.join(unknown)} (nnU-Net planned "
+            f"{', '.join(ref_plans['configurations'])}). A 2D dataset only has '2d'.")
+    template = {c: resolved_configuration(ref_plans, c) for c in configurations}
+    provenance = {"reference_dataset": ref, "nnunet_transfer_version": nnunet_transfer.__version__}
+
+    planned: dict[str, dict] = {}
+    for name in names:
+        own = ref_plans if name == ref else plan_dataset(name, plans_name, gpu_memory_target_in_gb)
+        plans, missing = share_architecture(own, template, provenance)
+        if not plans["configurations"]:
+            raise NnunetTransferError(
+                f"{name} can have none of the configurations {', '.join(configurations)} "
+                f"(nnU-Net planned {', '.join(own['configurations'])} for it).")
+        if missing:
+            tqdm.write(f"{name}: no {', '.join(missing)} configuration (2D dataset); keeping "
+                       f"{', '.join(plans['configurations'])}.")
+        if schedule:
+            plans[SCHEDULE_KEY] = dict(schedule)
+        planned[name] = plans
+        if name != ref:
+            steps.update()
+    steps.update()
+
+    written = {}
+    for name, plans in planned.items():
+        written[name] = write_plans(plans, name)
+        for cfg in configurations:
+            if run_preprocessing:
+                steps.set_postfix_str(f"preprocess {name} {cfg}")
+                preprocess(name, plans_name, [cfg], num_processes)
+                steps.update()
+    steps.close()
+    return written

@@ -1,0 +1,100 @@
+"""Safe checkpoint loading and state-dict cleaning.
+
+A checkpoint is untrusted input: it is unpickled with ``weights_only=True`` (no code can run)
+and mapped to the CPU, so a checkpoint saved on a GPU loads on a machine without one. The only
+non-tensor globals admitted are numpy scalar / dtype reconstructors, which nnU-Net's own
+checkpoints contain in their training logs; they rebuild numbers, never call user code.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from nnunet_transfer.errors import NnunetTransferError
+
+METADATA_KEY = "nnunet_transfer"
+# Prefixes added by DistributedDataParallel ("module.") and torch.compile ("_orig_mod.").
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+STATE_DICT_KEYS = ("network_weights", "state_dict", "model_state_dict", "model", "teacher", "student")
+
+
+class UnsafeCheckpointError(NnunetTransferError):
+    """The checkpoint needs arbitrary unpickling (it would run code); it was not loaded."""
+
+
+def _numpy_safe_globals() -> list[Any]:
+    core = getattr(np, "_core", None) or np.core
+    found = [core.multiarray.scalar, np.dtype]
+    found += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
+    return found
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint file safely on the CPU.
+
+    Returns the unpickled object as a dict (a bare state dict is returned as is).
+    Raises NnunetTransferError if the file is missing or not a torch checkpoint, and
+    UnsafeCheckpointError if loading it would require executing arbitrary code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NnunetTransferError(f"Checkpoint {path} does not exist.")
+    try:
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        what = f" (first offending object: {found.group(1)})" if found else ""
+        raise UnsafeCheckpointError(
+            f"Checkpoint {path} cannot be loaded safely: it contains objects that would run code when "
+            f"unpickled{what}. It was not loaded. Re-save its state dict "
+            f"(torch.save(model.state_dict(), ...)) from a trusted environment.") from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise NnunetTransferError(f"Checkpoint {path} is not a readable torch checkpoint: {e}") from None
+    if not isinstance(obj, Mapping):
+        raise NnunetTransferError(f"Checkpoint {path} holds a {type(obj).__name__}, expected a dict.")
+    return dict(obj)
+
+
+def strip_wrapper_prefixes(key: str) -> str:
+    """Remove every leading DDP / torch.compile prefix from a state-dict key."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix):], True
+    return key
+
+
+def extract_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Return the network state dict inside a checkpoint, with wrapper prefixes removed.
+
+    Accepts an nnU-Net checkpoint (``network_weights``), common ``state_dict`` / ``model``
+    containers, or a bare state dict. Raises NnunetTransferError if none is found.
+    """
+    if checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        state = checkpoint
+    else:
+        state = next((checkpoint[k] for k in STATE_DICT_KEYS if isinstance(checkpoint.get(k), Mapping)), None)
+        if state is None:
+            raise NnunetTransferError(
+                f"No network weights found in checkpoint (looked for {', '.join(STATE_DICT_KEYS)}); "
+                f"top-level keys: {', '.join(sorted(map(str, checkpoint))[:20])}.")
+    cleaned: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):
+            cleaned[strip_wrapper_prefixes(str(key))] = value
+    return cleaned
+
+
+def checkpoint_metadata(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The self-describing block of a pretraining checkpoint of ours, or None."""
+    meta = checkpoint.get(METADATA_KEY)
+    return dict(meta) if isinstance(meta, Mapping) else None

@@ -1,0 +1,148 @@
+"""Match a source state dict to a target network and load what fits, with a full report.
+
+Keys are matched by name after wrapper prefixes are removed. Which part a key belongs to is
+read from the model's own declaration (``key_to_encoder`` / ``key_to_stem`` of
+dynamic_network_architectures); segmentation heads are never loaded. Aliases of one tensor
+(``convs.0.conv`` and ``convs.0.all_modules.0``, ``decoder.encoder.*``) are handled once.
+A shape mismatch is offered to ``adapters`` (functions that may change a source tensor into
+the target shape and say how); when none applies, the entry is skipped with the reason.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.transfer.report import (ADAPTED, INITIALISED, LOADED, SKIPPED, ParameterRecord,
+                                             TransferReport)
+
+HEAD_PREFIXES = ("decoder.seg_layers",)
+LOAD_PARTS: dict[str, tuple[str, ...]] = {
+    "encoder": ("encoder",),
+    "encoder+decoder": ("encoder", "decoder"),
+    "all-but-head": ("encoder", "decoder", "other"),
+}
+# adapter(target_key, source_tensor, target_tensor) -> (new_tensor, how) or None when it does not apply
+Adapter = Callable[[str, torch.Tensor, torch.Tensor], "tuple[torch.Tensor, str] | None"]
+
+
+class TransferError(NnunetTransferError):
+    """Strict transfer failed; the message lists the offending keys and shapes (never values)."""
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain network inside DDP / torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def model_part(model: nn.Module, key: str, head_prefixes: Sequence[str] = HEAD_PREFIXES) -> str:
+    """'encoder', 'decoder', 'head' or 'other' for a state-dict key, from the model's declared keys."""
+    if any(key == p or key.startswith(p + ".") for p in head_prefixes):
+        return "head"
+    encoder_keys = [k for k in (getattr(model, "key_to_encoder", None), getattr(model, "key_to_stem", None)) if k]
+    encoder_keys = encoder_keys or ["encoder"]
+    if any(key.startswith(p + ".") for p in encoder_keys):
+        return "encoder"
+    if key.startswith("decoder."):
+        return "decoder"
+    return "other"
+
+
+def canonical_entries(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Persistent parameters and buffers listed once, and a map from every state-dict key
+    (aliases included) to its canonical name."""
+    canonical: dict[str, torch.Tensor] = {}
+    by_identity: dict[int, str] = {}
+    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        if id(tensor) not in by_identity:
+            by_identity[id(tensor)] = name
+            canonical[name] = tensor
+    alias_of: dict[str, str] = {}
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        alias_of[key] = by_identity.get(id(tensor), key)
+        if key not in canonical and alias_of[key] == key:  # a persistent buffer not seen above
+            canonical[key] = tensor
+    return canonical, alias_of
+
+
+def match_state_dict(source: Mapping[str, torch.Tensor], model: nn.Module, load: str = "encoder+decoder",
+                     adapters: Sequence[Adapter] = (), head_prefixes: Sequence[str] = HEAD_PREFIXES,
+                     ) -> tuple[TransferReport, dict[str, torch.Tensor]]:
+    """Decide, without changing the model, what each target entry receives.
+
+    Returns the report and the new tensors keyed by canonical target name. Raises
+    NnunetTransferError for an unknown ``load`` value.
+    """
+    if load not in LOAD_PARTS:
+        raise NnunetTransferError(f"Unknown load rule {load!r}; choose one of {', '.join(LOAD_PARTS)}.")
+    model = unwrap_model(model)
+    selected = LOAD_PARTS[load]
+    targets, alias_of = canonical_entries(model)
+    source_by_name: dict[str, tuple[str, torch.Tensor]] = {}
+    for key, tensor in source.items():
+        source_by_name.setdefault(alias_of.get(key, key), (key, tensor))
+
+    records, updates, consumed = [], {}, set()
+    for name, target in targets.items():
+        part = model_part(model, name, head_prefixes)
+        found = source_by_name.get(name)
+        rec = ParameterRecord(name=name, shape=list(target.shape), part=part, status=INITIALISED,
+                              aliases=sorted(k for k, c in alias_of.items() if c == name and k != name))
+        if found is not None:
+            rec.source_key, rec.source_shape = found[0], list(found[1].shape)
+        if found is None:
+            rec.reason = "no tensor of this name in the source"
+        elif part == "head":
+            rec.status, rec.reason = SKIPPED, "heads (seg_layers) are never loaded into a target"
+        elif part not in selected:
+            rec.status, rec.reason = SKIPPED, f"{part} not selected by load={load}"
+        elif tuple(found[1].shape) == tuple(target.shape):
+            rec.status = LOADED
+            updates[name] = found[1]
+        else:
+            adapted = next((r for r in (a(name, found[1], target) for a in adapters) if r is not None), None)
+            if adapted is not None and tuple(adapted[0].shape) == tuple(target.shape):
+                rec.status, rec.how = ADAPTED, adapted[1]
+                updates[name] = adapted[0]
+            else:
+                rec.status = SKIPPED
+                rec.reason = f"shape mismatch: source {tuple(found[1].shape)} vs target {tuple(target.shape)}"
+        if rec.status in (LOADED, ADAPTED):
+            consumed.add(name)
+        records.append(rec)
+
+    unused = {key: list(t.shape) for name, (key, t) in source_by_name.items() if name not in consumed}
+    return TransferReport(records=records, unused_source=unused, load=load), updates
+
+
+def transfer_weights(source: Mapping[str, torch.Tensor], model: nn.Module, load: str = "encoder+decoder",
+                     strict: bool = False, adapters: Sequence[Adapter] = (),
+                     head_prefixes: Sequence[str] = HEAD_PREFIXES) -> TransferReport:
+    """Load the matching source tensors into ``model`` in place and return the report.
+
+    Parameters keep their identity (an optimizer built before still holds them). With
+    ``strict=True`` every selected encoder entry must be loaded or adapted, otherwise
+    TransferError lists the offending keys and shapes and the model is left unchanged.
+    """
+    report, updates = match_state_dict(source, model, load, adapters, head_prefixes)
+    if strict:
+        missing = [r for r in report.records if r.part == "encoder" and r.status not in (LOADED, ADAPTED)]
+        if missing:
+            lines = [f"  {r.name} {tuple(r.shape)}: {r.reason}" + (f" (source {r.source_key} {tuple(r.source_shape)})"
+                                                                 if r.source_key else "") for r in missing[:20]]
+            more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
+            raise TransferError(f"Strict transfer: {len(missing)} encoder entries were not loaded:\n"
+                                + "\n".join(lines) + more)
+    targets, _ = canonical_entries(unwrap_model(model))
+    with torch.no_grad():
+        for name, value in updates.items():
+            targets[name].copy_(value.to(dtype=targets[name].dtype, device=targets[name].device))
+    return report

@@ -1,0 +1,83 @@
+"""TransferReport: what happened to every parameter of the target network."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+LOADED = "loaded"            # copied unchanged from the source
+ADAPTED = "adapted"          # copied after a documented change (``how``)
+SKIPPED = "skipped"          # a source tensor existed (or the rule excluded the entry); not used (``reason``)
+INITIALISED = "initialised"  # no source counterpart: keeps the target's fresh initialisation
+STATUSES = (LOADED, ADAPTED, SKIPPED, INITIALISED)
+
+
+@dataclass
+class ParameterRecord:
+    """One target parameter or buffer (aliases of the same tensor are listed once)."""
+
+    name: str
+    shape: list[int]
+    part: str                        # "encoder" | "decoder" | "head"
+    status: str                      # one of STATUSES
+    source_key: str | None = None
+    source_shape: list[int] | None = None
+    how: str | None = None           # for ADAPTED
+    reason: str | None = None        # for SKIPPED / INITIALISED
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TransferReport:
+    """Accounts for every target parameter exactly once, plus the source keys nothing used.
+
+    ``to_dict()`` is the JSON written next to the fold's training log; ``summary()`` is the
+    short text for the nnU-Net log.
+    """
+
+    records: list[ParameterRecord]
+    unused_source: dict[str, list[int]]
+    load: str
+    checkpoint: str | None = None
+    source_metadata: dict[str, Any] | None = None
+
+    def by_status(self, status: str) -> list[ParameterRecord]:
+        return [r for r in self.records if r.status == status]
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(r.status for r in self.records)
+        return {s: c.get(s, 0) for s in STATUSES}
+
+    def counts_by_part(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for r in self.records:
+            out.setdefault(r.part, {s: 0 for s in STATUSES})[r.status] += 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.checkpoint,
+            "load": self.load,
+            "counts": self.counts(),
+            "counts_by_part": self.counts_by_part(),
+            "parameters": [asdict(r) for r in self.records],
+            "unused_source_keys": self.unused_source,
+            "source": self.source_metadata,
+        }
+
+    def summary(self, max_lines: int = 8) -> str:
+        """A few lines: counts per part and status, then the first non-loaded entries."""
+        lines = [f"Transfer from {self.checkpoint or 'state dict'} (load={self.load}): "
+                 + ", ".join(f"{n} {s}" for s, n in self.counts().items())]
+        for part, counts in self.counts_by_part().items():
+            lines.append(f"  {part}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        odd = [r for r in self.records if r.status not in (LOADED,)]
+        for r in odd[:max_lines]:
+            detail = r.how or r.reason or ""
+            lines.append(f"  {r.status:<11} {r.name} {tuple(r.shape)}: {detail}")
+        if len(odd) > max_lines:
+            lines.append(f"  ... {len(odd) - max_lines} more (see the JSON report)")
+        if self.unused_source:
+            lines.append(f"  {len(self.unused_source)} source keys unused, e.g. "
+                         + ", ".join(list(self.unused_source)[:3]))
+        return "\n".join(lines)
