@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.planning.common import load_plans, resolve_dataset, write_plans
+from nnunet_transfer.planning.common import load_plans, plans_path, resolve_dataset, write_plans
 from nnunet_transfer.planning.like_checkpoint import check_channels, describe_checkpoint
 from nnunet_transfer.transfer.load import LOAD_PARTS
 
@@ -69,7 +69,6 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
         "strict": bool(strict),
         "attached_to": plans_name,
     }
-    from nnunet_transfer.planning.common import plans_path
     if plans_path(name, out_name).exists() and not overwrite:
         raise NnunetTransferError(f"{plans_path(name, out_name)} exists; pass --overwrite to replace it.")
     return write_plans(new, name)

@@ -49,6 +49,15 @@ def resolve_dataset(dataset: int | str) -> str:
         f"Available: {', '.join(names) if names else 'none'}.")
 
 
+def channel_names(name: str) -> dict[str, str]:
+    """The ``channel_names`` (or legacy ``modality``) of a raw dataset's dataset.json."""
+    path = require_nnunet_folders("nnUNet_raw")["nnUNet_raw"] / name / "dataset.json"
+    if not path.is_file():
+        raise NnunetTransferError(f"{path} is missing: {name} is not an nnU-Net raw dataset.")
+    data = read_json(path)
+    return {str(k): str(v) for k, v in data.get("channel_names", data.get("modality", {})).items()}
+
+
 def dataset_id(name: str) -> int:
     return int(name[len("Dataset"):len("Dataset") + 3])
 

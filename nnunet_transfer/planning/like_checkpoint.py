@@ -9,11 +9,10 @@ from typing import Any
 from tqdm import tqdm
 
 import nnunet_transfer
-from nnunet_transfer.environment import require_nnunet_folders
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.io import read_json
-from nnunet_transfer.planning.common import (ensure_fingerprint, plan_dataset, preprocess, resolve_dataset,
-                                             resolved_configuration, share_architecture, write_plans)
+from nnunet_transfer.planning.common import (channel_names, ensure_fingerprint, plan_dataset, preprocess,
+                                             resolve_dataset, resolved_configuration, share_architecture,
+                                             write_plans)
 from nnunet_transfer.trainers.base import SCHEDULE_KEY, validate_schedule
 from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, load_checkpoint
 
@@ -68,8 +67,7 @@ def check_configuration(ckpt: CheckpointPlan, configuration: str | None) -> str:
 
 def check_channels(ckpt: CheckpointPlan, dataset: str) -> None:
     """Refuse a target whose input channel count differs from the checkpoint's."""
-    dataset_json = read_json(require_nnunet_folders("nnUNet_raw")["nnUNet_raw"] / dataset / "dataset.json")
-    channels = dataset_json.get("channel_names", dataset_json.get("modality", {}))
+    channels = channel_names(dataset)
     if ckpt.input_channels is not None and len(channels) != ckpt.input_channels:
         raise NnunetTransferError(
             f"{dataset} has {len(channels)} input channel(s) {list(channels.values())} but checkpoint "

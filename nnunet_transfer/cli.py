@@ -1,0 +1,179 @@
+"""``nnunet_transfer`` command line: argparse entry points that call the typed API functions."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from nnunet_transfer.errors import NnunetTransferError
+
+DEFAULT_PLANS = "nnUNetTransferPlans"
+
+
+def _default_processes() -> int:
+    return int(os.environ.get("nnUNet_def_n_proc", min(8, os.cpu_count() or 1)))
+
+
+def _add_schedule(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training schedule (written to the plans' training_schedule block)")
+    g.add_argument("--epochs", type=int, help="number of epochs (nnU-Net default 1000)")
+    g.add_argument("--iterations-per-epoch", type=int, help="training iterations per epoch (default 250)")
+    g.add_argument("--val-iterations", type=int, help="validation iterations per epoch (default 50)")
+    g.add_argument("--initial-lr", type=float, help="initial learning rate (default 0.01)")
+
+
+def _schedule(args: argparse.Namespace) -> dict:
+    fields = {"epochs": "num_epochs", "iterations_per_epoch": "num_iterations_per_epoch",
+              "val_iterations": "num_val_iterations_per_epoch", "initial_lr": "initial_lr"}
+    return {key: getattr(args, arg) for arg, key in fields.items() if getattr(args, arg) is not None}
+
+
+def cmd_env(args: argparse.Namespace) -> None:
+    from nnunet_transfer.environment import export_lines
+    print("\n".join(export_lines()))
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+    from nnunet_transfer.planning.shared import plan_shared
+    written = plan_shared(args.datasets[0], args.datasets[1:], args.plans, args.configurations, args.np,
+                          run_preprocessing=not args.no_preprocess, clean=args.clean, verify=args.verify,
+                          gpu_memory_target_in_gb=args.gpu_memory_target, schedule=_schedule(args))
+    for name, path in written.items():
+        print(f"{name}: {path}")
+
+
+def cmd_plan_like_checkpoint(args: argparse.Namespace) -> None:
+    from nnunet_transfer.planning.like_checkpoint import plan_like_checkpoint
+    written = plan_like_checkpoint(args.checkpoint, args.datasets, args.plans, args.configuration, args.np,
+                                   run_preprocessing=not args.no_preprocess, clean=args.clean,
+                                   schedule=_schedule(args))
+    for name, path in written.items():
+        print(f"{name}: {path}")
+
+
+def cmd_attach(args: argparse.Namespace) -> None:
+    from nnunet_transfer.planning.attach import attach
+    for dataset in args.datasets:
+        path = attach(args.checkpoint, dataset, args.plans, args.output_plans, args.load, args.strict)
+        print(f"{dataset}: {path}")
+        print(f"  train with: nnUNetv2_train {dataset} CONFIG FOLD -tr nnUNetTrainerFinetune -p {path.stem}")
+
+
+def cmd_pretrain_then_plan(args: argparse.Namespace) -> None:
+    from nnunet_transfer.pipeline import pretrain_then_plan
+    result = pretrain_then_plan(args.source, args.targets, args.configuration, args.plans, args.trainer,
+                                _schedule(args), args.np, args.device)
+    print(f"checkpoint: {result.checkpoint}")
+    for name, path in result.target_plans.items():
+        print(f"{name}: {path}")
+    print("next:\n  " + "\n  ".join(result.finetune_commands))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from nnunet_transfer.demo.run import run_demo
+    run_demo(args.output, quick=args.quick, seed=args.seed, device=args.device, fresh=args.fresh)
+
+
+def cmd_demo_data(args: argparse.Namespace) -> None:
+    from nnunet_transfer.demo.datasets import DemoDataSize, write_demo_datasets
+    size = DemoDataSize(spacing_mm=args.spacing, n_train=args.n_train, n_test=args.n_test,
+                        n_natural=args.n_natural, natural_size=args.natural_size)
+    written = write_demo_datasets(args.output, size, seed=args.seed, first_id=args.first_id,
+                                  which=args.which, overwrite=args.overwrite, num_workers=args.np)
+    for key, path in written.items():
+        print(f"{key}: {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nnunet_transfer", description=(
+        "Transfer learning on top of nnU-Net v2: shared plans, pretraining, weight transfer, fine-tuning."))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("env", help="print the export lines that make stock nnU-Net find our trainers")
+    p.set_defaults(func=cmd_env)
+
+    p = sub.add_parser("plan", help="shared plans: plan the first dataset, give all others its architecture")
+    p.add_argument("-d", "--datasets", nargs="+", required=True, metavar="DATASET",
+                   help="dataset ids or names; the FIRST is the reference that nnU-Net plans")
+    p.add_argument("-c", "--configurations", nargs="+", default=["2d", "3d_fullres"])
+    p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help=f"plans name (default {DEFAULT_PLANS})")
+    p.add_argument("-np", type=int, default=_default_processes(), help="processes for fingerprint/preprocessing")
+    p.add_argument("--no-preprocess", action="store_true", help="write the plans only")
+    p.add_argument("--clean", action="store_true", help="re-extract fingerprints that already exist")
+    p.add_argument("--verify", action="store_true", help="run nnU-Net's dataset integrity check first")
+    p.add_argument("--gpu-memory-target", type=float, help="nnU-Net planner GPU memory target in GB (default 8)")
+    _add_schedule(p)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("plan-like-checkpoint", help="plan and preprocess targets with a checkpoint's architecture")
+    p.add_argument("checkpoint")
+    p.add_argument("-d", "--datasets", nargs="+", required=True, metavar="DATASET")
+    p.add_argument("-c", "--configuration", help="defaults to the checkpoint's configuration")
+    p.add_argument("-p", "--plans", default=DEFAULT_PLANS)
+    p.add_argument("-np", type=int, default=_default_processes())
+    p.add_argument("--no-preprocess", action="store_true")
+    p.add_argument("--clean", action="store_true")
+    _add_schedule(p)
+    p.set_defaults(func=cmd_plan_like_checkpoint)
+
+    p = sub.add_parser("attach", help="write a plans copy whose 'transfer' block names a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("-d", "--datasets", nargs="+", required=True, metavar="DATASET")
+    p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help="the target's existing plans")
+    p.add_argument("-o", "--output-plans", help="name of the plans copy (default <plans>_from_<source>)")
+    p.add_argument("--load", default="encoder+decoder", choices=["encoder", "encoder+decoder", "all-but-head"])
+    p.add_argument("--strict", action="store_true", help="fail if any encoder weight is not loaded")
+    p.set_defaults(func=cmd_attach)
+
+    p = sub.add_parser("pretrain-then-plan", help="plan+pretrain a source, then plan its targets like the "
+                                                  "checkpoint and attach it")
+    p.add_argument("-s", "--source", required=True)
+    p.add_argument("-t", "--targets", nargs="+", required=True)
+    p.add_argument("-c", "--configuration", default="3d_fullres")
+    p.add_argument("-p", "--plans", default=DEFAULT_PLANS)
+    p.add_argument("-tr", "--trainer", default="nnUNetTrainerPretrainSegmentation")
+    p.add_argument("-np", type=int, default=_default_processes())
+    p.add_argument("--device", choices=["cuda", "cpu", "mps"], help="default: cuda if available")
+    _add_schedule(p)
+    p.set_defaults(func=cmd_pretrain_then_plan)
+
+    p = sub.add_parser("demo", help="make the embedded data, pretrain, fine-tune on three targets, compare")
+    p.add_argument("--quick", action="store_true", help="small CPU preset (about 10 minutes on 2 cores)")
+    p.add_argument("-o", "--output", default="nnunet_transfer_demo", help="working folder (default ./%(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["cuda", "cpu", "mps"], help="default: cuda if available")
+    p.add_argument("--fresh", action="store_true", help="delete the working folder first")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("demo-data", help="write all embedded demo datasets as nnU-Net raw datasets")
+    p.add_argument("-o", "--output", required=True, help="nnUNet_raw folder to write into")
+    p.add_argument("--spacing", type=float, default=2.0, help="voxel size in mm of the MRI datasets")
+    p.add_argument("--n-train", type=int, default=20)
+    p.add_argument("--n-test", type=int, default=10)
+    p.add_argument("--n-natural", type=int, default=200)
+    p.add_argument("--natural-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--first-id", type=int, default=900)
+    p.add_argument("--which", nargs="+", help="only these datasets (keys of DEMO_DATASETS)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("-np", type=int, default=1)
+    p.set_defaults(func=cmd_demo_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except NnunetTransferError as e:
+        print(f"nnunet_transfer {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Dice of the demo's predictions (nnU-Net's own metric code), the comparison table and figure."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+
+from nnunet_transfer.io import read_json
+
+matplotlib.use("Agg")
+
+
+def evaluate_predictions(predictions: str | Path, dataset: str) -> pd.DataFrame:
+    """Per-case Dice of ``predictions`` against ``<nnUNet_raw>/<dataset>/labelsTs``.
+
+    Uses nnU-Net's ``compute_metrics_on_folder_simple``; writes its summary.json into the
+    prediction folder. Returns one row per case: ``case``, ``dice`` (mean over foreground
+    classes) and ``dice_<label name>`` per class.
+    """
+    from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder_simple
+    raw = Path(os.environ["nnUNet_raw"]) / dataset
+    labels = {int(v): k for k, v in read_json(raw / "dataset.json")["labels"].items() if int(v) > 0}
+    summary = compute_metrics_on_folder_simple(str(raw / "labelsTs"), str(predictions), sorted(labels),
+                                               str(Path(predictions) / "summary.json"), num_processes=1)
+    rows = []
+    for case in summary["metric_per_case"]:
+        row = {"case": Path(case["reference_file"]).name.split(".")[0]}
+        for label, metrics in case["metrics"].items():
+            row[f"dice_{labels[int(label)]}"] = metrics["Dice"]
+        row["dice"] = pd.Series([row[f"dice_{n}"] for n in labels.values()]).mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def dice_table(per_case: pd.DataFrame, source: str) -> pd.DataFrame:
+    """One row per target: mean / sd Dice pretrained on ``source`` vs from scratch, and the gain."""
+    stats = per_case.groupby(["target", "initialisation"])["dice"].agg(["mean", "std", "count"]).unstack()
+    out = pd.DataFrame({
+        "target": stats.index,
+        f"pretrained on {source}": stats[("mean", "pretrained")].values,
+        "sd (pretrained)": stats[("std", "pretrained")].values,
+        "from scratch": stats[("mean", "scratch")].values,
+        "sd (scratch)": stats[("std", "scratch")].values,
+        "n cases": stats[("count", "scratch")].values.astype(int),
+    })
+    out["gain"] = out[f"pretrained on {source}"] - out["from scratch"]
+    return out
+
+
+def save_table(table: pd.DataFrame, per_case: pd.DataFrame, folder: str | Path) -> None:
+    """CSV + Markdown table, per-case CSV and a grouped bar chart (mean +- sd) in ``folder``."""
+    import matplotlib.pyplot as plt
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "dice_table.csv", index=False)
+    per_case.to_csv(folder / "dice_per_case.csv", index=False)
+    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
+    body = "".join("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |\n"
+                   for row in table.itertuples(index=False))
+    (folder / "dice_table.md").write_text(header + body, encoding="utf-8")
+
+    pretrained = [c for c in table.columns if c.startswith("pretrained on")][0]
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(table), 3.2))
+    x = range(len(table))
+    ax.bar([i - 0.2 for i in x], table[pretrained], 0.4, yerr=table["sd (pretrained)"], label=pretrained, capsize=3)
+    ax.bar([i + 0.2 for i in x], table["from scratch"], 0.4, yerr=table["sd (scratch)"], label="from scratch",
+           capsize=3)
+    ax.set_xticks(list(x), [t.split("_", 1)[-1] for t in table["target"]])
+    ax.set_ylabel("Dice (test cases)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "dice_bars.png", dpi=120)
+    plt.close(fig)

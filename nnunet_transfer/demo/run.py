@@ -1,0 +1,157 @@
+"""``nnunet_transfer demo``: embedded data -> shared plans -> pretraining -> fine-tuning on three
+targets and from scratch -> ``nnUNetv2_predict`` on each target's test cases -> Dice table.
+
+Everything runs through stock nnU-Net commands with our trainers, in a self-contained nnU-Net
+tree under the output folder. Finished steps (datasets written, plans present, checkpoint_final
+present, predictions complete) are not redone when the demo is run again.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from nnunet_transfer import nnunet_commands
+from nnunet_transfer.demo.datasets import DEMO_DATASETS, DemoDataSize, write_demo_datasets
+from nnunet_transfer.demo.report import dice_table, evaluate_predictions, save_table
+from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.pipeline import results_folder
+from nnunet_transfer.planning.attach import attach, default_output_plans
+from nnunet_transfer.planning.common import plans_path
+from nnunet_transfer.planning.shared import plan_shared
+
+MARKER = ".nnunet_transfer_demo"
+FIRST_ID = 900
+PLANS = "nnUNetTransferPlans"
+SOURCE = "mri_seg_source"
+TARGETS = ("stroke", "ms", "anatomy")
+PRETRAINER, FINETUNER, SCRATCH = "nnUNetTrainerPretrainSegmentation", "nnUNetTrainerFinetune", "nnUNetTrainerFromScratch"
+
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """Data size, configuration and schedule of one demo run."""
+
+    name: str
+    size: DemoDataSize
+    configuration: str
+    schedule: dict = field(default_factory=dict)
+
+
+QUICK = DemoPreset("quick", DemoDataSize(spacing_mm=4.0, n_train=12, n_test=6, n_natural=8, natural_size=64), "2d",
+                   {"num_epochs": 12, "num_iterations_per_epoch": 12, "num_val_iterations_per_epoch": 2,
+                    "save_every": 1000})
+DEFAULT = DemoPreset("default", DemoDataSize(spacing_mm=2.0, n_train=40, n_test=20), "3d_fullres",
+                     {"num_epochs": 60, "num_iterations_per_epoch": 150, "num_val_iterations_per_epoch": 20})
+
+
+def _prepare_folder(output: Path, fresh: bool) -> None:
+    if output.exists() and any(output.iterdir()) and not (output / MARKER).exists():
+        raise NnunetTransferError(f"{output} exists and is not a demo folder; choose another --output.")
+    if fresh and output.exists():
+        shutil.rmtree(output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / MARKER).touch()
+
+
+def _set_environment(output: Path, device: str) -> None:
+    """The demo uses its own nnU-Net tree; on the CPU, data augmentation runs in-process."""
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        os.environ[name] = str(output / name)
+        (output / name).mkdir(exist_ok=True)
+    if device == "cpu":
+        os.environ.setdefault("nnUNet_n_proc_DA", "0")
+        os.environ.setdefault("nnUNet_def_n_proc", "1")
+
+
+def _datasets(output: Path, preset: DemoPreset, seed: int) -> dict[str, str]:
+    """Demo dataset key -> dataset name; datasets already written (atomically) are kept."""
+    raw = output / "nnUNet_raw"
+    existing = {}
+    for key in (SOURCE,) + TARGETS:
+        found = sorted(raw.glob(f"Dataset{FIRST_ID + DEMO_DATASETS[key]:03d}_*"))
+        if found:
+            existing[key] = found[0].name
+    missing = [k for k in (SOURCE,) + TARGETS if k not in existing]
+    if missing:
+        written = write_demo_datasets(raw, preset.size, seed=seed, first_id=FIRST_ID, which=missing)
+        existing.update({k: p.name for k, p in written.items()})
+    return existing
+
+
+def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, seed: int = 0,
+             device: str | None = None, fresh: bool = False) -> pd.DataFrame:
+    """Run the whole demo; return (and print, and save) the Dice table."""
+    preset = QUICK if quick else DEFAULT
+    output = Path(output).resolve()
+    device = device or nnunet_commands.default_device()
+    _prepare_folder(output, fresh)
+    _set_environment(output, device)
+    logs = output / "logs"
+    cfg = preset.configuration
+    steps = tqdm(total=3 + 3 * len(TARGETS), desc=f"demo ({preset.name})", unit="step", position=0)
+
+    steps.set_postfix_str("writing datasets")
+    names = _datasets(output, preset, seed)
+    steps.update()
+
+    source, targets = names[SOURCE], [names[t] for t in TARGETS]
+    steps.set_postfix_str("shared plans + preprocessing")
+    if not all(plans_path(n, PLANS).is_file() for n in [source] + targets):
+        plan_shared(source, targets, PLANS, [cfg], num_processes=2, schedule=preset.schedule, progress=False)
+    steps.update()
+
+    steps.set_postfix_str(f"pretraining on {source}")
+    checkpoint = _train(source, cfg, PRETRAINER, PLANS, logs, preset, device)
+    steps.update()
+
+    ft_plans = default_output_plans(PLANS, source)
+    runs = []
+    for target in targets:
+        steps.set_postfix_str(f"fine-tuning on {target}")
+        attach(checkpoint, target, PLANS, ft_plans)
+        _train(target, cfg, FINETUNER, ft_plans, logs, preset, device)
+        steps.update()
+        steps.set_postfix_str(f"from scratch on {target}")
+        _train(target, cfg, SCRATCH, PLANS, logs, preset, device)
+        steps.update()
+        steps.set_postfix_str(f"predicting {target}")
+        for label, trainer, plans in (("pretrained", FINETUNER, ft_plans), ("scratch", SCRATCH, PLANS)):
+            pred = output / "predictions" / target / label
+            _predict(target, cfg, trainer, plans, pred, logs, device)
+            runs.append({"target": target, "initialisation": label, "predictions": pred})
+        steps.update()
+    steps.set_postfix_str("evaluating")
+    per_case = pd.concat([evaluate_predictions(r["predictions"], r["target"]).assign(
+        target=r["target"], initialisation=r["initialisation"]) for r in runs], ignore_index=True)
+    table = dice_table(per_case, source)
+    save_table(table, per_case, output / "results")
+    steps.update()
+    steps.close()
+    print(f"\nDice on the test cases ({preset.name} preset, {cfg}, {preset.schedule.get('num_epochs')} epochs):")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\nTable, per-case Dice and figure: {output / 'results'}")
+    return table
+
+
+def _train(dataset: str, cfg: str, trainer: str, plans: str, logs: Path, preset: DemoPreset, device: str) -> Path:
+    out = results_folder(dataset, trainer, plans, cfg, "all")
+    final = out / "checkpoint_final.pth"
+    if not final.is_file():
+        nnunet_commands.train(dataset, cfg, "all", trainer, plans, logs / f"train_{trainer}_{dataset}.log",
+                              epochs=preset.schedule.get("num_epochs"), device=device,
+                              continue_training=(out / "checkpoint_latest.pth").is_file())
+    return final
+
+
+def _predict(dataset: str, cfg: str, trainer: str, plans: str, out: Path, logs: Path, device: str) -> None:
+    images = Path(os.environ["nnUNet_raw"]) / dataset / "imagesTs"
+    cases = {p.name[: -len("_0000.nii.gz")] for p in images.glob("*_0000.nii.gz")}
+    if out.is_dir() and all((out / f"{c}.nii.gz").is_file() for c in cases):
+        return
+    nnunet_commands.predict(images, out, dataset, cfg, ["all"], trainer, plans,
+                            logs / f"predict_{trainer}_{dataset}.log", device=device)

@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny networks of dynamic_network_architectures and nnU-Net folders."""
+from __future__ import annotations
+
+import pytest
+import torch
+from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet
+
+
+def tiny_unet(dim: int = 3, in_channels: int = 1, classes: int = 2, features=(4, 8), residual: bool = False,
+              kernel: int = 3):
+    """A 2-stage U-Net as nnU-Net builds them (instance norm, leaky ReLU, deep supervision)."""
+    conv = torch.nn.Conv3d if dim == 3 else torch.nn.Conv2d
+    norm = torch.nn.InstanceNorm3d if dim == 3 else torch.nn.InstanceNorm2d
+    common = dict(input_channels=in_channels, n_stages=len(features), features_per_stage=list(features),
+                  conv_op=conv, kernel_sizes=kernel, strides=[1] + [2] * (len(features) - 1), num_classes=classes,
+                  conv_bias=True, norm_op=norm, norm_op_kwargs={"eps": 1e-5, "affine": True},
+                  nonlin=torch.nn.LeakyReLU, nonlin_kwargs={"inplace": True}, deep_supervision=True)
+    if residual:
+        return ResidualEncoderUNet(n_blocks_per_stage=[1] * len(features),
+                                   n_conv_per_stage_decoder=[1] * (len(features) - 1), **common)
+    return PlainConvUNet(n_conv_per_stage=2, n_conv_per_stage_decoder=2, **common)
+
+
+@pytest.fixture
+def nnunet_folders(tmp_path, monkeypatch):
+    """Empty nnU-Net raw / preprocessed / results folders set in the environment."""
+    folders = {}
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        monkeypatch.setenv(name, str(folders[name]))
+    return folders

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+
+from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.transfer.checkpoint import (METADATA_KEY, UnsafeCheckpointError, checkpoint_metadata,
+                                                 extract_state_dict, load_checkpoint, strip_wrapper_prefixes)
+
+
+class _RunsCode:
+    """Unpickling this would create a file: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_nnunet_style_checkpoint_with_numpy_log_loads(tmp_path):
+    path = tmp_path / "ckpt.pth"
+    torch.save({"network_weights": {"a.weight": torch.ones(2)}, "logging": {"loss": [np.float64(0.5), np.float32(1)]},
+                "init_args": {"device": torch.device("cpu"), "fold": "all"}, "_best_ema": np.float64(0.1)}, path)
+    ckpt = load_checkpoint(path)
+    assert ckpt["logging"]["loss"][0] == 0.5
+    assert torch.equal(extract_state_dict(ckpt)["a.weight"], torch.ones(2))
+
+
+def test_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"network_weights": {}, "payload": _RunsCode(str(marker))}, path)
+    with pytest.raises(UnsafeCheckpointError, match="cannot be loaded safely"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_missing_and_garbage_files_give_one_clear_error(tmp_path):
+    with pytest.raises(NnunetTransferError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(NnunetTransferError, match="junk.pth"):
+        load_checkpoint(tmp_path / "junk.pth")
+
+
+def test_loaded_tensors_are_on_cpu(tmp_path):
+    path = tmp_path / "sd.pth"
+    torch.save({"w": torch.arange(3.0)}, path)
+    assert load_checkpoint(path)["w"].device.type == "cpu"
+
+
+@pytest.mark.parametrize("key", ["module.encoder.w", "_orig_mod.encoder.w", "module._orig_mod.encoder.w",
+                                 "_orig_mod.module.encoder.w", "encoder.w"])
+def test_wrapper_prefixes_are_removed(key):
+    assert strip_wrapper_prefixes(key) == "encoder.w"
+
+
+@pytest.mark.parametrize("container", ["network_weights", "state_dict", "model", None])
+def test_state_dict_found_in_common_containers(container):
+    sd = {"module.x.weight": torch.zeros(1)}
+    ckpt = sd if container is None else {container: sd, "epoch": 3}
+    assert list(extract_state_dict(ckpt)) == ["x.weight"]
+
+
+def test_no_state_dict_is_a_clear_error():
+    with pytest.raises(NnunetTransferError, match="No network weights"):
+        extract_state_dict({"epoch": 3, "optimizer": {}})
+
+
+def test_metadata_block():
+    assert checkpoint_metadata({METADATA_KEY: {"mode": "segmentation"}}) == {"mode": "segmentation"}
+    assert checkpoint_metadata({"network_weights": {}}) is None
