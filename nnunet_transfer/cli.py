@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from nnunet_transfer.errors import NnunetTransferError
 
 DEFAULT_PLANS = "nnUNetTransferPlans"
+DEMO_KEYS = ("mri_seg_source", "mri_cls_source", "mri_unlabeled", "natural_cls_source", "natural_seg_source",
+             "natural_unlabeled", "stroke", "ms", "anatomy")
 
 
 def _default_processes() -> int:
@@ -38,7 +40,8 @@ def cmd_plan(args: argparse.Namespace) -> None:
     from nnunet_transfer.planning.shared import plan_shared
     written = plan_shared(args.datasets[0], args.datasets[1:], args.plans, args.configurations, args.np,
                           run_preprocessing=not args.no_preprocess, clean=args.clean, verify=args.verify,
-                          gpu_memory_target_in_gb=args.gpu_memory_target, schedule=_schedule(args))
+                          gpu_memory_target_in_gb=args.gpu_memory_target, schedule=_schedule(args),
+                          batch_size=args.batch_size)
     for name, path in written.items():
         print(f"{name}: {path}")
 
@@ -96,44 +99,48 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="shared plans: plan the first dataset, give all others its architecture")
     p.add_argument("-d", "--datasets", nargs="+", required=True, metavar="DATASET",
                    help="dataset ids or names; the FIRST is the reference that nnU-Net plans")
-    p.add_argument("-c", "--configurations", nargs="+", default=["2d", "3d_fullres"])
+    p.add_argument("-c", "--configurations", nargs="+", default=["2d", "3d_fullres"],
+                   help="nnU-Net configurations to share (default 2d 3d_fullres)")
     p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help=f"plans name (default {DEFAULT_PLANS})")
     p.add_argument("-np", type=int, default=_default_processes(), help="processes for fingerprint/preprocessing")
     p.add_argument("--no-preprocess", action="store_true", help="write the plans only")
     p.add_argument("--clean", action="store_true", help="re-extract fingerprints that already exist")
     p.add_argument("--verify", action="store_true", help="run nnU-Net's dataset integrity check first")
     p.add_argument("--gpu-memory-target", type=float, help="nnU-Net planner GPU memory target in GB (default 8)")
+    p.add_argument("--batch-size", type=int, help="shared batch size instead of nnU-Net's choice for the reference")
     _add_schedule(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("plan-like-checkpoint", help="plan and preprocess targets with a checkpoint's architecture")
     p.add_argument("checkpoint")
-    p.add_argument("-d", "--datasets", nargs="+", required=True, metavar="DATASET")
+    p.add_argument("-d", "--datasets", nargs="+", required=True, metavar="DATASET", help="target dataset ids or names")
     p.add_argument("-c", "--configuration", help="defaults to the checkpoint's configuration")
-    p.add_argument("-p", "--plans", default=DEFAULT_PLANS)
-    p.add_argument("-np", type=int, default=_default_processes())
-    p.add_argument("--no-preprocess", action="store_true")
-    p.add_argument("--clean", action="store_true")
+    p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help=f"plans name to write (default {DEFAULT_PLANS})")
+    p.add_argument("-np", type=int, default=_default_processes(), help="processes for fingerprint/preprocessing")
+    p.add_argument("--no-preprocess", action="store_true", help="write the plans only")
+    p.add_argument("--clean", action="store_true", help="re-extract fingerprints that already exist")
     _add_schedule(p)
     p.set_defaults(func=cmd_plan_like_checkpoint)
 
     p = sub.add_parser("attach", help="write a plans copy whose 'transfer' block names a checkpoint")
-    p.add_argument("checkpoint")
-    p.add_argument("-d", "--datasets", nargs="+", required=True, metavar="DATASET")
+    p.add_argument("checkpoint", help="pretraining checkpoint (ours or any nnU-Net checkpoint)")
+    p.add_argument("-d", "--datasets", nargs="+", required=True, metavar="DATASET", help="target dataset ids or names")
     p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help="the target's existing plans")
     p.add_argument("-o", "--output-plans", help="name of the plans copy (default <plans>_from_<source>)")
-    p.add_argument("--load", default="encoder+decoder", choices=["encoder", "encoder+decoder", "all-but-head"])
+    p.add_argument("--load", default="encoder+decoder", choices=["encoder", "encoder+decoder", "all-but-head"],
+                   help="which part of the network to load (default encoder+decoder; heads never)")
     p.add_argument("--strict", action="store_true", help="fail if any encoder weight is not loaded")
     p.set_defaults(func=cmd_attach)
 
     p = sub.add_parser("pretrain-then-plan", help="plan+pretrain a source, then plan its targets like the "
                                                   "checkpoint and attach it")
-    p.add_argument("-s", "--source", required=True)
-    p.add_argument("-t", "--targets", nargs="+", required=True)
-    p.add_argument("-c", "--configuration", default="3d_fullres")
-    p.add_argument("-p", "--plans", default=DEFAULT_PLANS)
-    p.add_argument("-tr", "--trainer", default="nnUNetTrainerPretrainSegmentation")
-    p.add_argument("-np", type=int, default=_default_processes())
+    p.add_argument("-s", "--source", required=True, help="source dataset id or name")
+    p.add_argument("-t", "--targets", nargs="+", required=True, help="target dataset ids or names")
+    p.add_argument("-c", "--configuration", default="3d_fullres", help="configuration (default 3d_fullres)")
+    p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help=f"plans name (default {DEFAULT_PLANS})")
+    p.add_argument("-tr", "--trainer", default="nnUNetTrainerPretrainSegmentation",
+                   help="pretraining trainer (default %(default)s)")
+    p.add_argument("-np", type=int, default=_default_processes(), help="processes for fingerprint/preprocessing")
     p.add_argument("--device", choices=["cuda", "cpu", "mps"], help="default: cuda if available")
     _add_schedule(p)
     p.set_defaults(func=cmd_pretrain_then_plan)
@@ -141,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="make the embedded data, pretrain, fine-tune on three targets, compare")
     p.add_argument("--quick", action="store_true", help="small CPU preset (about 10 minutes on 2 cores)")
     p.add_argument("-o", "--output", default="nnunet_transfer_demo", help="working folder (default ./%(default)s)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the demo data (default 0)")
     p.add_argument("--device", choices=["cuda", "cpu", "mps"], help="default: cuda if available")
     p.add_argument("--fresh", action="store_true", help="delete the working folder first")
     p.set_defaults(func=cmd_demo)
@@ -149,20 +156,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo-data", help="write all embedded demo datasets as nnU-Net raw datasets")
     p.add_argument("-o", "--output", required=True, help="nnUNet_raw folder to write into")
     p.add_argument("--spacing", type=float, default=2.0, help="voxel size in mm of the MRI datasets")
-    p.add_argument("--n-train", type=int, default=20)
-    p.add_argument("--n-test", type=int, default=10)
-    p.add_argument("--n-natural", type=int, default=200)
-    p.add_argument("--natural-size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--first-id", type=int, default=900)
-    p.add_argument("--which", nargs="+", help="only these datasets (keys of DEMO_DATASETS)")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("-np", type=int, default=1)
+    p.add_argument("--n-train", type=int, default=20, help="training cases per MRI dataset (default 20)")
+    p.add_argument("--n-test", type=int, default=10, help="test cases per target dataset (default 10)")
+    p.add_argument("--n-natural", type=int, default=200, help="cases per natural-image dataset (default 200)")
+    p.add_argument("--natural-size", type=int, default=128, help="edge of natural-image crops in pixels")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same data (default 0)")
+    p.add_argument("--first-id", type=int, default=900, help="dataset ids are first-id + offset (default 900)")
+    p.add_argument("--which", nargs="+", metavar="KEY", choices=DEMO_KEYS,
+                   help=f"only these datasets: {', '.join(DEMO_KEYS)}")
+    p.add_argument("--overwrite", action="store_true", help="replace existing demo datasets")
+    p.add_argument("-np", type=int, default=1, help="worker processes (default 1)")
     p.set_defaults(func=cmd_demo_data)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before torch is imported: libgomp's default wait policy stalls small CPU machines (see
+    # nnunet_transfer.environment.nnunet_subprocess_env).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -41,11 +41,14 @@ def run_logged(cmd: Sequence[str], log_path: str | Path, desc: str, total: int |
     with open(log_path, "w", encoding="utf-8") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
+        env = dict(env if env is not None else nnunet_subprocess_env())
+        env.setdefault("PYTHONUNBUFFERED", "1")  # nnU-Net's epoch lines must arrive as they happen
         proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env if env is not None else nnunet_subprocess_env(), bufsize=1)
+                                env=env, bufsize=1)
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
+            log.flush()  # the log is what a user tails while a long run goes on
             tail.append(line.rstrip())
             match = EPOCH_LINE.match(line.strip())
             if total and match:

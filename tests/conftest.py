@@ -1,9 +1,14 @@
 """Shared fixtures: tiny networks of dynamic_network_architectures and nnU-Net folders."""
 from __future__ import annotations
 
-import pytest
-import torch
-from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet
+import os
+
+# Set before torch starts its OpenMP runtime; see nnunet_transfer.environment.nnunet_subprocess_env.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet  # noqa: E402
 
 
 def tiny_unet(dim: int = 3, in_channels: int = 1, classes: int = 2, features=(4, 8), residual: bool = False,

@@ -21,7 +21,6 @@ from nnunet_transfer.demo.report import dice_table, evaluate_predictions, save_t
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.pipeline import results_folder
 from nnunet_transfer.planning.attach import attach, default_output_plans
-from nnunet_transfer.planning.common import plans_path
 from nnunet_transfer.planning.shared import plan_shared
 
 MARKER = ".nnunet_transfer_demo"
@@ -40,10 +39,11 @@ class DemoPreset:
     size: DemoDataSize
     configuration: str
     schedule: dict = field(default_factory=dict)
+    batch_size: int | None = None  # None: nnU-Net's choice
 
 
-QUICK = DemoPreset("quick", DemoDataSize(spacing_mm=4.0, n_train=12, n_test=6, n_natural=8, natural_size=64), "2d",
-                   {"num_epochs": 12, "num_iterations_per_epoch": 12, "num_val_iterations_per_epoch": 2,
+QUICK = DemoPreset("quick", DemoDataSize(spacing_mm=4.0, n_train=12, n_test=4, n_natural=8, natural_size=64), "2d",
+                   {"num_epochs": 15, "num_iterations_per_epoch": 10, "num_val_iterations_per_epoch": 2,
                     "save_every": 1000})
 DEFAULT = DemoPreset("default", DemoDataSize(spacing_mm=2.0, n_train=40, n_test=20), "3d_fullres",
                      {"num_epochs": 60, "num_iterations_per_epoch": 150, "num_val_iterations_per_epoch": 20})
@@ -64,8 +64,13 @@ def _set_environment(output: Path, device: str) -> None:
         os.environ[name] = str(output / name)
         (output / name).mkdir(exist_ok=True)
     if device == "cpu":
-        os.environ.setdefault("nnUNet_n_proc_DA", "0")
         os.environ.setdefault("nnUNet_def_n_proc", "1")
+
+
+def _training_env(device: str) -> dict[str, str]:
+    """On the CPU, augmentation runs in the training process: worker processes would only compete
+    for the same cores. (Only for training: nnU-Net's planning needs nnUNet_n_proc_DA >= 1.)"""
+    return {"nnUNet_n_proc_DA": os.environ.get("nnUNet_n_proc_DA", "0")} if device == "cpu" else {}
 
 
 def _datasets(output: Path, preset: DemoPreset, seed: int) -> dict[str, str]:
@@ -101,8 +106,11 @@ def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, s
 
     source, targets = names[SOURCE], [names[t] for t in TARGETS]
     steps.set_postfix_str("shared plans + preprocessing")
-    if not all(plans_path(n, PLANS).is_file() for n in [source] + targets):
-        plan_shared(source, targets, PLANS, [cfg], num_processes=2, schedule=preset.schedule, progress=False)
+    planned = output / ".planned"  # written only after plans *and* preprocessing finished
+    if not planned.is_file():
+        plan_shared(source, targets, PLANS, [cfg], num_processes=2, schedule=preset.schedule,
+                    batch_size=preset.batch_size, progress=False)
+        planned.touch()
     steps.update()
 
     steps.set_postfix_str(f"pretraining on {source}")
@@ -144,7 +152,8 @@ def _train(dataset: str, cfg: str, trainer: str, plans: str, logs: Path, preset:
     if not final.is_file():
         nnunet_commands.train(dataset, cfg, "all", trainer, plans, logs / f"train_{trainer}_{dataset}.log",
                               epochs=preset.schedule.get("num_epochs"), device=device,
-                              continue_training=(out / "checkpoint_latest.pth").is_file())
+                              continue_training=(out / "checkpoint_latest.pth").is_file(),
+                              extra_env=_training_env(device))
     return final
 
 

@@ -42,9 +42,9 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
     if load not in LOAD_PARTS:
         raise NnunetTransferError(f"Unknown --load {load!r}; choose one of {', '.join(LOAD_PARTS)}.")
     name = resolve_dataset(target)
-    plans = load_plans(name, plans_name)
     ckpt = describe_checkpoint(checkpoint)
     check_channels(ckpt, name)
+    plans = load_plans(name, plans_name)
     dims = len(ckpt.configuration_dict["patch_size"])
     usable = [c for c, cfg in plans["configurations"].items()
               if "patch_size" in cfg and len(cfg["patch_size"]) == dims]

@@ -25,10 +25,11 @@ def plan_shared(reference: int | str, others: Sequence[int | str] = (), plans_na
                 configurations: Sequence[str] = ("2d", "3d_fullres"), num_processes: int = 2,
                 run_preprocessing: bool = True, clean: bool = False, verify: bool = False,
                 gpu_memory_target_in_gb: float | None = None, schedule: dict | None = None,
-                progress: bool = True) -> dict[str, Path]:
+                batch_size: int | None = None, progress: bool = True) -> dict[str, Path]:
     """Plan ``reference`` with nnU-Net, give ``others`` its architecture, preprocess them all.
 
-    Returns dataset name -> plans file. Raises NnunetTransferError for unknown datasets, a
+    ``batch_size`` replaces the reference's batch size for every dataset (e.g. a small batch for a
+    CPU run); otherwise nnU-Net's choice for the reference is shared. Returns dataset name -> plans file. Raises NnunetTransferError for unknown datasets, a
     configuration the reference cannot have, or a dataset that can have none of them. Plans of
     every dataset are checked before any is written.
     """
@@ -50,6 +51,11 @@ def plan_shared(reference: int | str, others: Sequence[int | str] = (), plans_na
             f"Reference {ref} has no configuration {', '.join(unknown)} (nnU-Net planned "
             f"{', '.join(ref_plans['configurations'])}). A 2D dataset only has '2d'.")
     template = {c: resolved_configuration(ref_plans, c) for c in configurations}
+    if batch_size is not None:
+        if batch_size < 1:
+            raise NnunetTransferError(f"--batch-size must be at least 1, got {batch_size}.")
+        for cfg in template.values():
+            cfg["batch_size"] = int(batch_size)
     provenance = {"reference_dataset": ref, "nnunet_transfer_version": nnunet_transfer.__version__}
 
     planned: dict[str, dict] = {}

@@ -1,0 +1,50 @@
+"""Bad input on the command line: one clear message, exit status 2, no traceback, nothing written."""
+import subprocess
+import sys
+
+import pytest
+
+from nnunet_transfer.cli import main
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "nnunet_transfer.cli", *args], capture_output=True, text=True,
+                          env=env)
+
+
+def test_env_prints_export_lines(capsys, monkeypatch):
+    monkeypatch.delenv("nnUNet_results", raising=False)
+    assert main(["env"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("export nnUNet_extTrainer=") and any(o.startswith("export nnUNet_results=") for o in out)
+
+
+def test_unset_nnunet_folders(monkeypatch, capsys):
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["plan", "-d", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "nnUNet_raw, nnUNet_preprocessed are not set" in err and "nnunet_transfer env" in err
+
+
+def test_unknown_dataset_id(nnunet_folders, capsys):
+    (nnunet_folders["nnUNet_raw"] / "Dataset004_Something").mkdir()
+    assert main(["plan", "-d", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown dataset '7'" in err and "Dataset004_Something" in err
+    assert "Traceback" not in err
+
+
+def test_missing_checkpoint_in_a_subprocess_has_no_traceback(nnunet_folders):
+    (nnunet_folders["nnUNet_raw"] / "Dataset004_Something").mkdir()
+    out = run_cli("attach", "/nonexistent/checkpoint_final.pth", "-d", "4")
+    assert out.returncode == 2
+    assert "does not exist" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [["plan"], ["attach", "x.pth"], ["demo", "--nope"]])
+def test_argument_errors_exit_2(argv):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
