@@ -15,15 +15,18 @@ matplotlib.use("Agg")
 def evaluate_predictions(predictions: str | Path, dataset: str) -> pd.DataFrame:
     """Per-case Dice of ``predictions`` against ``<nnUNet_raw>/<dataset>/labelsTs``.
 
-    Uses nnU-Net's ``compute_metrics_on_folder_simple``; writes its summary.json into the
+    Uses nnU-Net's ``compute_metrics_on_folder``; writes its summary.json into the
     prediction folder. Returns one row per case: ``case``, ``dice`` (mean over foreground
     classes) and ``dice_<label name>`` per class.
     """
-    from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder_simple
+    from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
+    from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
     raw = Path(os.environ["nnUNet_raw"]) / dataset
-    labels = {int(v): k for k, v in read_json(raw / "dataset.json")["labels"].items() if int(v) > 0}
-    summary = compute_metrics_on_folder_simple(str(raw / "labelsTs"), str(predictions), sorted(labels),
-                                               str(Path(predictions) / "summary.json"), num_processes=1)
+    dataset_json = read_json(raw / "dataset.json")
+    labels = {int(v): k for k, v in dataset_json["labels"].items() if int(v) > 0}
+    reader = determine_reader_writer_from_dataset_json(dataset_json)()
+    summary = compute_metrics_on_folder(str(raw / "labelsTs"), str(predictions), str(Path(predictions) / "summary.json"),
+                                        reader, dataset_json["file_ending"], sorted(labels), num_processes=1)
     rows = []
     for case in summary["metric_per_case"]:
         row = {"case": Path(case["reference_file"]).name.split(".")[0]}

@@ -21,6 +21,7 @@ from nnunet_transfer.demo.report import dice_table, evaluate_predictions, save_t
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.pipeline import results_folder
 from nnunet_transfer.planning.attach import attach, default_output_plans
+from nnunet_transfer.planning.common import quiet
 from nnunet_transfer.planning.shared import plan_shared
 
 MARKER = ".nnunet_transfer_demo"
@@ -43,7 +44,7 @@ class DemoPreset:
 
 
 QUICK = DemoPreset("quick", DemoDataSize(spacing_mm=4.0, n_train=12, n_test=4, n_natural=8, natural_size=64), "2d",
-                   {"num_epochs": 15, "num_iterations_per_epoch": 10, "num_val_iterations_per_epoch": 2,
+                   {"num_epochs": 12, "num_iterations_per_epoch": 10, "num_val_iterations_per_epoch": 2,
                     "save_every": 1000})
 DEFAULT = DemoPreset("default", DemoDataSize(spacing_mm=2.0, n_train=40, n_test=20), "3d_fullres",
                      {"num_epochs": 60, "num_iterations_per_epoch": 150, "num_val_iterations_per_epoch": 20})
@@ -98,7 +99,7 @@ def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, s
     _set_environment(output, device)
     logs = output / "logs"
     cfg = preset.configuration
-    steps = tqdm(total=3 + 3 * len(TARGETS), desc=f"demo ({preset.name})", unit="step", position=0)
+    steps = tqdm(total=4 + 3 * len(TARGETS), desc=f"demo ({preset.name})", unit="step", position=0)
 
     steps.set_postfix_str("writing datasets")
     names = _datasets(output, preset, seed)
@@ -134,13 +135,15 @@ def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, s
             runs.append({"target": target, "initialisation": label, "predictions": pred})
         steps.update()
     steps.set_postfix_str("evaluating")
-    per_case = pd.concat([evaluate_predictions(r["predictions"], r["target"]).assign(
-        target=r["target"], initialisation=r["initialisation"]) for r in runs], ignore_index=True)
+    with quiet():
+        per_case = pd.concat([evaluate_predictions(r["predictions"], r["target"]).assign(
+            target=r["target"], initialisation=r["initialisation"]) for r in runs], ignore_index=True)
     table = dice_table(per_case, source)
     save_table(table, per_case, output / "results")
     steps.update()
     steps.close()
-    print(f"\nDice on the test cases ({preset.name} preset, {cfg}, {preset.schedule.get('num_epochs')} epochs):")
+    print(f"\nDice on the test cases of each target ({preset.name} preset, {cfg}; "
+          f"mean and sd over cases, foreground classes averaged):")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\nTable, per-case Dice and figure: {output / 'results'}")
     return table
