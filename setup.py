@@ -30,6 +30,8 @@ setup(
         "pandas>=2",
         "matplotlib>=3.7",
         "tqdm>=4.60",
+        "threadpoolctl>=3",
+        "Pillow>=9",
     ],
     extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
     entry_points={"console_scripts": ["nnunet_transfer=nnunet_transfer.cli:main"]},

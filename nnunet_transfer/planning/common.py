@@ -109,6 +109,20 @@ def ensure_fingerprint(name: str, num_processes: int, clean: bool = False, verif
                                         show_progress_bar=True)
 
 
+@contextlib.contextmanager
+def _augmentation_workers_at_least_one() -> Iterator[None]:
+    """nnU-Net's planner calls ``torch.set_num_threads(nnUNet_n_proc_DA)``, which fails for 0, a
+    common setting for CPU training. Planning does no augmentation: use 1 while it runs."""
+    old = os.environ.get("nnUNet_n_proc_DA")
+    if old is not None and old.strip() == "0":
+        os.environ["nnUNet_n_proc_DA"] = "1"
+    try:
+        yield
+    finally:
+        if old is not None:
+            os.environ["nnUNet_n_proc_DA"] = old
+
+
 def plan_dataset(name: str, plans_name: str, gpu_memory_target_in_gb: float | None = None) -> dict:
     """nnU-Net's ExperimentPlanner result for ``name``, without writing anything."""
     from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
@@ -120,7 +134,7 @@ def plan_dataset(name: str, plans_name: str, gpu_memory_target_in_gb: float | No
     kwargs = {"plans_name": plans_name}
     if gpu_memory_target_in_gb is not None:
         kwargs["gpu_memory_target_in_gb"] = gpu_memory_target_in_gb
-    with quiet():
+    with quiet(), _augmentation_workers_at_least_one():
         planner = _InMemoryPlanner(name, **kwargs)
         plans = planner.plan_experiment()
     plans["experiment_planner_used"] = "ExperimentPlanner"

@@ -167,3 +167,16 @@ def test_pretrain_then_plan_chain(study):
     attached = json.loads((pre / "ChainPlans_from_DemoMRISegSource.json").read_text())
     assert attached["transfer"]["checkpoint"] == str(ckpt)
     assert (pre / "ChainPlans_2d").is_dir()
+
+
+def test_resuming_a_finetuning_run_does_not_transfer_again(study):
+    env, _ = study
+    fold = (Path(env["nnUNet_results"]) / "Dataset911_DemoStroke" / f"nnUNetTrainerFinetune__{FT_PLANS}__2d"
+            / "fold_all")
+    if not (fold / "checkpoint_final.pth").is_file():
+        pytest.skip("needs the fine-tuning run of test_finetune_on_target_with_other_labels_then_predict")
+    logs_before = set(fold.glob("training_log_*.txt"))
+    run(env, "nnUNetv2_train", TARGET, "2d", "all", "-tr", "nnUNetTrainerFinetune", "-p", FT_PLANS, "-device", "cpu",
+        "--c")
+    new_logs = set(fold.glob("training_log_*.txt")) - logs_before
+    assert new_logs and "TransferReport written" not in "".join(p.read_text() for p in new_logs)

@@ -1,0 +1,34 @@
+"""describe_checkpoint reads our block, or falls back on a plain nnU-Net checkpoint's init_args."""
+import pytest
+import torch
+
+from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.planning.like_checkpoint import check_configuration, describe_checkpoint
+
+ARCH = {"network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+        "arch_kwargs": {"n_stages": 2}, "_kw_requires_import": []}
+
+
+def test_plain_nnunet_checkpoint_uses_its_stored_plans(tmp_path):
+    plans = {"dataset_name": "Dataset007_X", "plans_name": "nnUNetPlans", "configurations": {
+        "3d_fullres": {"patch_size": [16, 16, 16], "batch_size": 2, "architecture": ARCH},
+        "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres"}}}
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save({"network_weights": {"w": torch.zeros(1)}, "trainer_name": "nnUNetTrainer",
+                "init_args": {"plans": plans, "configuration": "3d_cascade_fullres", "fold": 0,
+                              "dataset_json": {"channel_names": {"0": "T1", "1": "FLAIR"}},
+                              "device": torch.device("cpu")}}, path)
+    ckpt = describe_checkpoint(path)
+    assert ckpt.configuration == "3d_cascade_fullres" and ckpt.input_channels == 2
+    assert ckpt.configuration_dict["architecture"] == ARCH and ckpt.configuration_dict["patch_size"] == [16, 16, 16]
+    assert ckpt.source_dataset == "Dataset007_X" and ckpt.metadata is None
+    assert check_configuration(ckpt, "3d_fullres") == "3d_fullres"
+    with pytest.raises(NnunetTransferError, match="3D network .* cannot be shared with a 2D configuration"):
+        check_configuration(ckpt, "2d")
+
+
+def test_bare_state_dict_cannot_describe_a_network(tmp_path):
+    path = tmp_path / "weights.pth"
+    torch.save({"encoder.w": torch.zeros(1)}, path)
+    with pytest.raises(NnunetTransferError, match="does not describe its network"):
+        describe_checkpoint(path)

@@ -1,0 +1,47 @@
+"""The command reference lists every command and option that ``--help`` has, and no other."""
+import re
+from pathlib import Path
+
+from nnunet_transfer.cli import build_parser
+
+DOCS = Path(__file__).resolve().parents[1] / "documentation"
+
+
+def _subparsers():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return action.choices
+
+
+def test_every_command_and_option_is_documented():
+    text = (DOCS / "reference" / "cli.md").read_text()
+    for name, sub in _subparsers().items():
+        section = text.split(f"## `nnunet_transfer {name}")[1].split("\n## ")[0]
+        for action in sub._actions:
+            for flag in action.option_strings:
+                if flag in ("-h", "--help"):
+                    continue
+                assert f"`{flag}" in section or f"/{flag}" in section or f", `{flag}`" in section, (name, flag)
+
+
+def test_documented_options_exist():
+    text = (DOCS / "reference" / "cli.md").read_text()
+    subs = _subparsers()
+    for name, sub in subs.items():
+        section = text.split(f"## `nnunet_transfer {name}")[1].split("\n## ")[0]
+        flags = {f for a in sub._actions for f in a.option_strings}
+        rows = "\n".join(line for line in section.splitlines() if line.startswith("| `"))
+        for flag in re.findall(r"`(-{1,2}[a-z][a-z-]*)", rows) + re.findall(r"/(--[a-z][a-z-]*)", rows):
+            assert flag in flags, (name, flag)
+
+
+def test_every_trainer_is_documented():
+    from nnunet_transfer.trainers.registry import TRAINERS
+    text = (DOCS / "reference" / "trainers.md").read_text()
+    assert all(f"## `{name}`" in text for name in TRAINERS)
+
+
+def test_every_schedule_key_is_documented():
+    from nnunet_transfer.trainers.base import SCHEDULE_FIELDS
+    text = (DOCS / "reference" / "plans.md").read_text()
+    assert all(f"`{key}`" in text for key in list(SCHEDULE_FIELDS) + ["final_validation"])
