@@ -23,11 +23,13 @@ def _add_schedule(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iterations-per-epoch", type=int, help="training iterations per epoch (default 250)")
     g.add_argument("--val-iterations", type=int, help="validation iterations per epoch (default 50)")
     g.add_argument("--initial-lr", type=float, help="initial learning rate (default 0.01)")
+    g.add_argument("--save-every", type=int, help="epochs between checkpoint_latest.pth saves (default 50)")
 
 
 def _schedule(args: argparse.Namespace) -> dict:
     fields = {"epochs": "num_epochs", "iterations_per_epoch": "num_iterations_per_epoch",
-              "val_iterations": "num_val_iterations_per_epoch", "initial_lr": "initial_lr"}
+              "val_iterations": "num_val_iterations_per_epoch", "initial_lr": "initial_lr",
+              "save_every": "save_every"}
     return {key: getattr(args, arg) for arg, key in fields.items() if getattr(args, arg) is not None}
 
 
@@ -41,7 +43,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
     written = plan_shared(args.datasets[0], args.datasets[1:], args.plans, args.configurations, args.np,
                           run_preprocessing=not args.no_preprocess, clean=args.clean, verify=args.verify,
                           gpu_memory_target_in_gb=args.gpu_memory_target, schedule=_schedule(args),
-                          batch_size=args.batch_size)
+                          batch_size=args.batch_size, twin=args.twin_2d)
     for name, path in written.items():
         print(f"{name}: {path}")
 
@@ -55,12 +57,42 @@ def cmd_plan_like_checkpoint(args: argparse.Namespace) -> None:
         print(f"{name}: {path}")
 
 
+def _rules(args: argparse.Namespace):
+    from nnunet_transfer.transfer.rules import TransferRules
+    return TransferRules(load=args.load, input_channels=args.input_channels, inflation=args.inflation,
+                         kernel=args.kernel, strict=args.strict)
+
+
+def _add_rules(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("transfer rules (written to the plans' transfer block)")
+    g.add_argument("--load", default="encoder+decoder", choices=["encoder", "encoder+decoder", "all-but-head"],
+                   help="which part of the network to load (default encoder+decoder; heads never)")
+    g.add_argument("--input-channels", default="sum", choices=["sum", "mean", "tile"],
+                   help="N->1 input channels: sum (default) or mean; tile for any N->M (1->N always repeats / N)")
+    g.add_argument("--inflation", default="average", choices=["average", "center"],
+                   help="2D->3D kernel inflation (default average)")
+    g.add_argument("--kernel", default="crop", choices=["crop", "average"],
+                   help="kernel-size mismatch: centre crop / zero pad (default) or average")
+    g.add_argument("--strict", action="store_true", help="fail if any encoder weight is not loaded or adapted")
+
+
 def cmd_attach(args: argparse.Namespace) -> None:
     from nnunet_transfer.planning.attach import attach
+    strategy = {k: getattr(args, k) for k in ("warmup_epochs", "frozen_encoder_epochs", "encoder_lr_factor")
+                if getattr(args, k) is not None}
     for dataset in args.datasets:
-        path = attach(args.checkpoint, dataset, args.plans, args.output_plans, args.load, args.strict)
+        path = attach(args.checkpoint, dataset, args.plans, args.output_plans, _rules(args), strategy)
         print(f"{dataset}: {path}")
         print(f"  train with: nnUNetv2_train {dataset} CONFIG FOLD -tr nnUNetTrainerFinetune -p {path.stem}")
+
+
+def cmd_preview(args: argparse.Namespace) -> None:
+    from nnunet_transfer.planning.preview import preview
+    report = preview(args.checkpoint, args.dataset, args.plans, args.configuration, _rules(args))
+    print(report.summary(max_lines=40))
+    if args.json:
+        from nnunet_transfer.io import write_json_atomic
+        print(f"report: {write_json_atomic(report.to_dict(), args.json)}")
 
 
 def cmd_pretrain_then_plan(args: argparse.Namespace) -> None:
@@ -108,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="run nnU-Net's dataset integrity check first")
     p.add_argument("--gpu-memory-target", type=float, help="nnU-Net planner GPU memory target in GB (default 8)")
     p.add_argument("--batch-size", type=int, help="shared batch size instead of nnU-Net's choice for the reference")
+    p.add_argument("--twin-2d", action="store_true",
+                   help="add 2d_twin: the 2D twin of the reference's 3d_fullres network, for 2D sources")
     _add_schedule(p)
     p.set_defaults(func=cmd_plan)
 
@@ -127,10 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-d", "--datasets", nargs="+", required=True, metavar="DATASET", help="target dataset ids or names")
     p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help="the target's existing plans")
     p.add_argument("-o", "--output-plans", help="name of the plans copy (default <plans>_from_<source>)")
-    p.add_argument("--load", default="encoder+decoder", choices=["encoder", "encoder+decoder", "all-but-head"],
-                   help="which part of the network to load (default encoder+decoder; heads never)")
-    p.add_argument("--strict", action="store_true", help="fail if any encoder weight is not loaded")
+    _add_rules(p)
+    g = p.add_argument_group("fine-tuning strategy (override the trainer's defaults)")
+    g.add_argument("--warmup-epochs", type=int, help="linear learning-rate warm-up epochs")
+    g.add_argument("--frozen-encoder-epochs", type=int, help="epochs with a frozen encoder")
+    g.add_argument("--encoder-lr-factor", type=float, help="encoder lr = factor x base lr")
     p.set_defaults(func=cmd_attach)
+
+    p = sub.add_parser("preview", help="print the TransferReport of a checkpoint into a target, without training")
+    p.add_argument("checkpoint", help="checkpoint file")
+    p.add_argument("-d", "--dataset", required=True, help="target dataset id or name")
+    p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help=f"the target's plans (default {DEFAULT_PLANS})")
+    p.add_argument("-c", "--configuration", required=True, help="the target configuration")
+    p.add_argument("--json", help="also write the full report to this JSON file")
+    _add_rules(p)
+    p.set_defaults(func=cmd_preview)
 
     p = sub.add_parser("pretrain-then-plan", help="plan+pretrain a source, then plan its targets like the "
                                                   "checkpoint and attach it")

@@ -37,7 +37,7 @@ def run_logged(cmd: Sequence[str], log_path: str | Path, desc: str, total: int |
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tail: deque[str] = deque(maxlen=15)
-    bar = tqdm(total=total, desc=desc, unit="epoch" if total else "line", disable=not progress, leave=True)
+    bar = tqdm(total=total, desc=desc, unit="epoch", disable=not progress or not total, leave=True)
     with open(log_path, "w", encoding="utf-8") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()

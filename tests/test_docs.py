@@ -31,7 +31,7 @@ def test_documented_options_exist():
         section = text.split(f"## `nnunet_transfer {name}")[1].split("\n## ")[0]
         flags = {f for a in sub._actions for f in a.option_strings}
         rows = "\n".join(line for line in section.splitlines() if line.startswith("| `"))
-        for flag in re.findall(r"`(-{1,2}[a-z][a-z-]*)", rows) + re.findall(r"/(--[a-z][a-z-]*)", rows):
+        for flag in re.findall(r"`(-{1,2}[a-z][a-z0-9-]*)", rows) + re.findall(r"/(--[a-z][a-z0-9-]*)", rows):
             assert flag in flags, (name, flag)
 
 

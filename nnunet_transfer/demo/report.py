@@ -25,8 +25,9 @@ def evaluate_predictions(predictions: str | Path, dataset: str) -> pd.DataFrame:
     dataset_json = read_json(raw / "dataset.json")
     labels = {int(v): k for k, v in dataset_json["labels"].items() if int(v) > 0}
     reader = determine_reader_writer_from_dataset_json(dataset_json)()
-    summary = compute_metrics_on_folder(str(raw / "labelsTs"), str(predictions), str(Path(predictions) / "summary.json"),
-                                        reader, dataset_json["file_ending"], sorted(labels), num_processes=1)
+    summary = compute_metrics_on_folder(str(raw / "labelsTs"), str(predictions),
+                                        str(Path(predictions) / "summary.json"), reader, dataset_json["file_ending"],
+                                        sorted(labels), num_processes=1)
     rows = []
     for case in summary["metric_per_case"]:
         row = {"case": Path(case["reference_file"]).name.split(".")[0]}

@@ -29,7 +29,8 @@ FIRST_ID = 900
 PLANS = "nnUNetTransferPlans"
 SOURCE = "mri_seg_source"
 TARGETS = ("stroke", "ms", "anatomy")
-PRETRAINER, FINETUNER, SCRATCH = "nnUNetTrainerPretrainSegmentation", "nnUNetTrainerFinetune", "nnUNetTrainerFromScratch"
+PRETRAINER = "nnUNetTrainerPretrainSegmentation"
+FINETUNER, SCRATCH = "nnUNetTrainerFinetune", "nnUNetTrainerFromScratch"
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.planning.common import load_plans, plans_path, resolve_dataset, write_plans
 from nnunet_transfer.planning.like_checkpoint import check_channels, describe_checkpoint
-from nnunet_transfer.transfer.load import LOAD_PARTS
+from nnunet_transfer.trainers.schedule import Strategy
+from nnunet_transfer.transfer.rules import TransferRules
 
 TRANSFER_KEY = "transfer"
 
@@ -32,31 +34,36 @@ def default_output_plans(plans_name: str, source_dataset: str | None) -> str:
 
 
 def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_plans_name: str | None = None,
-           load: str = "encoder+decoder", strict: bool = False, overwrite: bool = True) -> Path:
+           rules: TransferRules | None = None, strategy: dict | None = None, overwrite: bool = True) -> Path:
     """Write ``<output_plans_name>.json`` next to the target's plans with the transfer block.
 
-    Raises NnunetTransferError for a missing plans file, a load rule we do not know, a
-    checkpoint whose network cannot be shared with any configuration of the plans (2D vs 3D,
-    channel count), or an output name containing ``__`` (nnU-Net splits folder names on it).
+    ``rules`` (load, input channels, inflation, kernel, strict) and ``strategy`` (any of
+    ``warmup_epochs``, ``frozen_encoder_epochs``, ``encoder_lr_factor``) go into the block.
+    Raises NnunetTransferError for a missing plans file, a checkpoint whose network cannot
+    initialise any configuration of the plans (3D into 2D, input channels no rule maps), or an
+    output name containing ``__`` (nnU-Net splits folder names on it).
     """
-    if load not in LOAD_PARTS:
-        raise NnunetTransferError(f"Unknown --load {load!r}; choose one of {', '.join(LOAD_PARTS)}.")
+    rules = rules or TransferRules()
+    strategy = dict(strategy or {})
+    Strategy.from_block(strategy, Strategy(), num_epochs=10 ** 9)  # types and signs; epochs checked at training
     name = resolve_dataset(target)
     ckpt = describe_checkpoint(checkpoint)
-    check_channels(ckpt, name)
+    check_channels(ckpt, name, rules.input_channels)
     plans = load_plans(name, plans_name)
     dims = len(ckpt.configuration_dict["patch_size"])
     usable = [c for c, cfg in plans["configurations"].items()
-              if "patch_size" in cfg and len(cfg["patch_size"]) == dims]
+              if "patch_size" in cfg and len(cfg["patch_size"]) >= dims]  # 2D checkpoints inflate into 3D
     if not usable:
         raise NnunetTransferError(
             f"Checkpoint {ckpt.path.name} holds a {dims}D network ({ckpt.configuration}) but plans '{plans_name}' of "
-            f"{name} have no {dims}D configuration ({', '.join(plans['configurations'])}).")
+            f"{name} only have {', '.join(plans['configurations'])}: a 3D network cannot initialise a 2D one.")
     out_name = output_plans_name or default_output_plans(plans_name, ckpt.source_dataset)
     if "__" in out_name or not re.fullmatch(r"[A-Za-z0-9_\-.]+", out_name):
         raise NnunetTransferError(f"Plans name {out_name!r} must use letters, digits, '_', '-', '.' and no '__'.")
     if out_name == plans_name:
         raise NnunetTransferError("The plans copy needs a name of its own (-o); the original plans stay untouched.")
+    if plans_path(name, out_name).exists() and not overwrite:
+        raise NnunetTransferError(f"{plans_path(name, out_name)} exists; pass --overwrite to replace it.")
     new = dict(plans)
     new["plans_name"] = out_name
     new[TRANSFER_KEY] = {
@@ -65,10 +72,8 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
         "source_dataset": ckpt.source_dataset,
         "source_configuration": ckpt.configuration,
         "configurations": usable,
-        "load": load,
-        "strict": bool(strict),
+        **asdict(rules),
+        **strategy,
         "attached_to": plans_name,
     }
-    if plans_path(name, out_name).exists() and not overwrite:
-        raise NnunetTransferError(f"{plans_path(name, out_name)} exists; pass --overwrite to replace it.")
     return write_plans(new, name)

@@ -153,7 +153,8 @@ def share_architecture(plans: dict, template: dict[str, dict], provenance: dict)
     own = out["configurations"]
     kept, missing = {}, []
     for cfg_name, cfg in template.items():
-        base = own.get(cfg_name)
+        # a twin configuration is the dataset's own 2d configuration with the twin's network
+        base = own.get(cfg_name) or (own.get("2d") if cfg.get("twin_of") else None)
         if base is None or "patch_size" not in base or len(base["patch_size"]) != len(cfg["patch_size"]):
             missing.append(cfg_name)
             continue
@@ -161,6 +162,8 @@ def share_architecture(plans: dict, template: dict[str, dict], provenance: dict)
         base.pop("inherits_from", None)
         for key in SHARED_KEYS:
             base[key] = deepcopy(cfg[key])
+        if cfg.get("twin_of"):
+            base["twin_of"] = cfg["twin_of"]
         kept[cfg_name] = base
     out["configurations"] = kept
     out["shared_plans"] = dict(provenance, shared_keys=list(SHARED_KEYS), configurations=sorted(kept))

@@ -15,6 +15,7 @@ from nnunet_transfer.planning.common import (channel_names, ensure_fingerprint, 
                                              write_plans)
 from nnunet_transfer.trainers.base import SCHEDULE_KEY, validate_schedule
 from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, load_checkpoint
+from nnunet_transfer.transfer.compat import check_channels_adaptable
 
 
 @dataclass(frozen=True)
@@ -60,19 +61,25 @@ def check_configuration(ckpt: CheckpointPlan, configuration: str | None) -> str:
     src_dims, dst_dims = len(ckpt.configuration_dict["patch_size"]), 2 if configuration == "2d" else 3
     if src_dims != dst_dims:
         raise NnunetTransferError(
-            f"Checkpoint {ckpt.path.name} holds a {src_dims}D network ({ckpt.configuration}); it cannot be "
-            f"shared with a {dst_dims}D configuration ({configuration}). Use -c {ckpt.configuration}.")
+            f"Checkpoint {ckpt.path.name} holds a {src_dims}D network ({ckpt.configuration}); targets cannot be "
+            f"planned like it in a {dst_dims}D configuration ({configuration}). Use -c {ckpt.configuration}, or, "
+            f"for 2D->3D inflation, plan the 3D study with `nnunet_transfer plan --twin-2d` and pretrain the 2D "
+            f"source on its 2d_twin configuration.")
     return configuration
 
 
-def check_channels(ckpt: CheckpointPlan, dataset: str) -> None:
-    """Refuse a target whose input channel count differs from the checkpoint's."""
+def check_channels(ckpt: CheckpointPlan, dataset: str, rule: str | None = None) -> None:
+    """Refuse a target whose input channel count differs from the checkpoint's, unless an
+    input-channel ``rule`` maps one to the other."""
     channels = channel_names(dataset)
-    if ckpt.input_channels is not None and len(channels) != ckpt.input_channels:
-        raise NnunetTransferError(
-            f"{dataset} has {len(channels)} input channel(s) {list(channels.values())} but checkpoint "
-            f"{ckpt.path.name} was trained on {ckpt.input_channels} {list((ckpt.channel_names or {}).values())}. "
-            f"The network's first layer cannot be shared; use a source with the target's channels.")
+    if ckpt.input_channels is None or len(channels) == ckpt.input_channels:
+        return
+    what = (f"{dataset} has {len(channels)} input channel(s) {list(channels.values())} but checkpoint "
+            f"{ckpt.path.name} was trained on {ckpt.input_channels} {list((ckpt.channel_names or {}).values())}")
+    if rule is None:
+        raise NnunetTransferError(f"{what}. The network's first layer cannot be shared without an input-channel "
+                                  f"rule (--input-channels sum|mean|tile).")
+    check_channels_adaptable(ckpt.input_channels, len(channels), rule, what)
 
 
 def plan_like_checkpoint(checkpoint: str | Path, targets: Sequence[int | str], plans_name: str,

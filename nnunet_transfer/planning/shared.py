@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 import nnunet_transfer
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.planning.twin import TWIN_CONFIGURATION, twin_2d
 from nnunet_transfer.planning.common import (ensure_fingerprint, plan_dataset, preprocess, resolve_dataset,
                                              resolved_configuration, share_architecture, write_plans)
 from nnunet_transfer.trainers.base import SCHEDULE_KEY, validate_schedule
@@ -25,18 +26,22 @@ def plan_shared(reference: int | str, others: Sequence[int | str] = (), plans_na
                 configurations: Sequence[str] = ("2d", "3d_fullres"), num_processes: int = 2,
                 run_preprocessing: bool = True, clean: bool = False, verify: bool = False,
                 gpu_memory_target_in_gb: float | None = None, schedule: dict | None = None,
-                batch_size: int | None = None, progress: bool = True) -> dict[str, Path]:
+                batch_size: int | None = None, twin: bool = False, progress: bool = True) -> dict[str, Path]:
     """Plan ``reference`` with nnU-Net, give ``others`` its architecture, preprocess them all.
 
+    ``twin`` adds the configuration ``2d_twin``: the 2D twin of the reference's ``3d_fullres``
+    (same stages, features, in-plane kernels and strides; batch size of the reference's ``2d``)
+    for every dataset, so that a 2D source pretrains the network a 3D target inflates.
     ``batch_size`` replaces the reference's batch size for every dataset (e.g. a small batch for a
-    CPU run); otherwise nnU-Net's choice for the reference is shared. Returns dataset name -> plans file. Raises NnunetTransferError for unknown datasets, a
+    CPU run); otherwise nnU-Net's choice for the reference is shared. Returns dataset name ->
+    plans file. Raises NnunetTransferError for unknown datasets, a
     configuration the reference cannot have, or a dataset that can have none of them. Plans of
     every dataset are checked before any is written.
     """
     ref = resolve_dataset(reference)
     names = [ref] + [n for n in dict.fromkeys(resolve_dataset(o) for o in others) if n != ref]
     schedule = validate_schedule(schedule or {}, "the schedule options")
-    steps = tqdm(total=len(names) * (2 + len(configurations) * run_preprocessing), desc="shared plans",
+    steps = tqdm(total=len(names) * (2 + (len(configurations) + twin)), desc="shared plans",
                  disable=not progress, unit="step")
     for name in names:
         steps.set_postfix_str(f"fingerprint {name}")
@@ -51,6 +56,11 @@ def plan_shared(reference: int | str, others: Sequence[int | str] = (), plans_na
             f"Reference {ref} has no configuration {', '.join(unknown)} (nnU-Net planned "
             f"{', '.join(ref_plans['configurations'])}). A 2D dataset only has '2d'.")
     template = {c: resolved_configuration(ref_plans, c) for c in configurations}
+    if twin:
+        if "3d_fullres" not in ref_plans["configurations"]:
+            raise NnunetTransferError(f"--twin-2d needs a 3D reference; {ref} has no 3d_fullres configuration.")
+        template[TWIN_CONFIGURATION] = twin_2d(resolved_configuration(ref_plans, "3d_fullres"),
+                                               resolved_configuration(ref_plans, "2d")["batch_size"])
     if batch_size is not None:
         if batch_size < 1:
             raise NnunetTransferError(f"--batch-size must be at least 1, got {batch_size}.")
@@ -79,10 +89,13 @@ def plan_shared(reference: int | str, others: Sequence[int | str] = (), plans_na
     written = {}
     for name, plans in planned.items():
         written[name] = write_plans(plans, name)
-        for cfg in configurations:
-            if run_preprocessing:
+        done = set()  # a twin shares the preprocessed data of the dataset's own 2d configuration
+        for cfg in template:
+            identifier = plans["configurations"].get(cfg, {}).get("data_identifier")
+            if run_preprocessing and identifier not in done:
                 steps.set_postfix_str(f"preprocess {name} {cfg}")
                 preprocess(name, plans_name, [cfg], num_processes)
-                steps.update()
+                done.add(identifier)
+            steps.update()
     steps.close()
     return written

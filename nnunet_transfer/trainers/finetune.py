@@ -1,34 +1,36 @@
-"""Fine-tuning from a checkpoint named in the plans' ``transfer`` block, and the scratch baseline."""
+"""Fine-tuning from the checkpoint named in the plans' ``transfer`` block, one trainer per
+strategy, and the from-scratch baseline."""
 from __future__ import annotations
 
 from os.path import join
 
+import torch
+
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.io import write_json_atomic
 from nnunet_transfer.trainers.base import TransferTrainerBase
+from nnunet_transfer.trainers.schedule import Strategy, TransferLRScheduler
 from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, extract_state_dict, load_checkpoint
 from nnunet_transfer.transfer.compat import check_compatible
-from nnunet_transfer.transfer.load import transfer_weights
+from nnunet_transfer.transfer.load import canonical_entries, model_part, transfer_with_rules, unwrap_model
+from nnunet_transfer.transfer.rules import TransferRules
 
 TRANSFER_KEY = "transfer"
 REPORT_FILE = "transfer_report.json"
 
 
 class nnUNetTrainerFinetune(TransferTrainerBase):
-    """Full fine-tuning: load the checkpoint of the plans' ``transfer`` block, then train as
-    nnU-Net does (same loss, augmentation and schedule as the from-scratch baseline).
+    """Full fine-tuning: load the checkpoint of the plans' ``transfer`` block, then train with
+    nnU-Net's loss, augmentation and poly schedule (the from-scratch baseline's schedule).
 
     The transfer happens once, before the first epoch; ``--c`` resumes from nnU-Net's own
-    checkpoint without reloading. The TransferReport is written to
-    ``fold_X/transfer_report.json`` and summarised in the training log.
+    checkpoint without reloading. The optimizer has two parameter groups (decoder + head,
+    encoder) so that every strategy, and a resume in any of its phases, sees the same optimizer
+    state. Strategy keys in the block (``warmup_epochs``, ``frozen_encoder_epochs``,
+    ``encoder_lr_factor``) override the trainer's defaults.
     """
 
-    def on_train_start(self):
-        if not self.was_initialized:
-            self.initialize()
-        if self.current_epoch == 0:
-            self.load_transfer_checkpoint()
-        super().on_train_start()
+    strategy_defaults = Strategy()
 
     def transfer_block(self) -> dict:
         block = self.plans_manager.plans.get(TRANSFER_KEY)
@@ -39,14 +41,46 @@ class nnUNetTrainerFinetune(TransferTrainerBase):
                 f"CHECKPOINT -d {self.plans_manager.dataset_name} -p {self.plans_manager.plans_name}")
         return block
 
+    @property
+    def strategy(self) -> Strategy:
+        if not hasattr(self, "_strategy"):
+            self._strategy = Strategy.from_block(self.transfer_block(), self.strategy_defaults, self.num_epochs)
+        return self._strategy
+
+    def configure_optimizers(self):
+        model = unwrap_model(self.network)
+        entries, _ = canonical_entries(model)
+        params = {id(p) for p in model.parameters()}
+        encoder = [t for n, t in entries.items() if id(t) in params and model_part(model, n) == "encoder"]
+        rest = [t for n, t in entries.items() if id(t) in params and model_part(model, n) != "encoder"]
+        optimizer = torch.optim.SGD([{"params": rest}, {"params": encoder}], self.initial_lr,
+                                    weight_decay=self.weight_decay, momentum=0.99, nesterov=True)
+        return optimizer, TransferLRScheduler(optimizer, self.initial_lr, self.num_epochs, self.strategy)
+
+    def on_train_start(self):
+        if not self.was_initialized:
+            self.initialize()
+        if self.current_epoch == 0:
+            self.load_transfer_checkpoint()
+        self.print_to_log_file(f"Fine-tuning strategy: {self.strategy}")
+        super().on_train_start()
+
+    def on_train_epoch_start(self):
+        frozen = self.current_epoch < self.strategy.frozen_encoder_epochs
+        for p in self.optimizer.param_groups[1]["params"]:
+            p.requires_grad_(not frozen)
+        if self.strategy.frozen_encoder_epochs and self.current_epoch == self.strategy.frozen_encoder_epochs:
+            self.print_to_log_file("Encoder unfrozen.")
+        super().on_train_epoch_start()
+
     def load_transfer_checkpoint(self) -> None:
         block = self.transfer_block()
+        rules = TransferRules.from_block(block)
         checkpoint = load_checkpoint(block["checkpoint"])
         source = extract_state_dict(checkpoint)
         check_compatible(source, self.network, f"Checkpoint {block['checkpoint']}",
-                         f"the {self.configuration_name} network of {self.plans_manager.dataset_name}")
-        report = transfer_weights(source, self.network, load=block.get("load", "encoder+decoder"),
-                                  strict=bool(block.get("strict", False)))
+                         f"the {self.configuration_name} network of {self.plans_manager.dataset_name}", rules)
+        report = transfer_with_rules(source, self.network, rules)
         report.checkpoint = str(block["checkpoint"])
         report.source_metadata = checkpoint_metadata(checkpoint)
         if self.local_rank == 0:
@@ -55,9 +89,29 @@ class nnUNetTrainerFinetune(TransferTrainerBase):
         self.print_to_log_file(f"TransferReport written to {join(self.output_folder, REPORT_FILE)}")
 
 
+class nnUNetTrainerFinetuneWarmup(nnUNetTrainerFinetune):
+    """Linear learning-rate warm-up for the first ``warmup_epochs`` (default 10), then poly decay."""
+
+    strategy_defaults = Strategy(warmup_epochs=10)
+
+
+class nnUNetTrainerFinetuneFrozenEncoder(nnUNetTrainerFinetune):
+    """Encoder frozen for ``frozen_encoder_epochs`` (default 50), then unfrozen with a warm-up of
+    ``warmup_epochs`` (default 10) on the encoder."""
+
+    strategy_defaults = Strategy(warmup_epochs=10, frozen_encoder_epochs=50)
+
+
+class nnUNetTrainerFinetuneEncoderLR(nnUNetTrainerFinetune):
+    """Discriminative learning rate: encoder lr = ``encoder_lr_factor`` (default 0.1) x base lr."""
+
+    strategy_defaults = Strategy(encoder_lr_factor=0.1)
+
+
 class nnUNetTrainerFromScratch(TransferTrainerBase):
     """The baseline: same plans, architecture and schedule as the fine-tuning trainers, random
-    initialisation. A ``transfer`` block in the plans is ignored (and said so in the log)."""
+    initialisation, nnU-Net's optimizer. A ``transfer`` block in the plans is ignored (and said so
+    in the log)."""
 
     def on_train_start(self):
         if TRANSFER_KEY in self.plans_manager.plans and self.current_epoch == 0:

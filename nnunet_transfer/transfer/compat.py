@@ -7,7 +7,11 @@ import torch
 from torch import nn
 
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.transfer.adapt import adapt_input_channels
 from nnunet_transfer.transfer.load import unwrap_model
+from nnunet_transfer.transfer.rules import TransferRules
+
+DIMS = {4: "2D", 5: "3D"}
 
 
 def input_projection_key(model: nn.Module) -> str | None:
@@ -20,24 +24,34 @@ def input_projection_key(model: nn.Module) -> str | None:
     return None
 
 
-def check_compatible(source: Mapping[str, torch.Tensor], model: nn.Module, source_name: str = "checkpoint",
-                     target_name: str = "target network") -> None:
-    """Raise NnunetTransferError when the source cannot initialise ``model``: different
-    convolution dimensionality (2D vs 3D) or a different number of input channels.
+def check_channels_adaptable(source_channels: int, target_channels: int, rule: str, what: str) -> None:
+    """Raise NnunetTransferError unless ``rule`` maps ``source_channels`` to ``target_channels``."""
+    if source_channels == target_channels:
+        return
+    try:
+        adapt_input_channels(torch.zeros(1, source_channels, 1, 1), target_channels, rule)
+    except NnunetTransferError as e:
+        raise NnunetTransferError(f"{what}: {e}") from None
 
-    Partial mismatches deeper in the network are not errors: they show up in the TransferReport.
+
+def check_compatible(source: Mapping[str, torch.Tensor], model: nn.Module, source_name: str = "checkpoint",
+                     target_name: str = "target network", rules: TransferRules | None = None) -> None:
+    """Raise NnunetTransferError when the source cannot initialise ``model`` under ``rules``:
+    a 3D source for a 2D target, or input channels no rule maps.
+
+    A 2D source for a 3D target is inflated; mismatches deeper in the network are not errors,
+    they show up in the TransferReport.
     """
+    rules = rules or TransferRules()
     key = input_projection_key(model)
     if key is None or key not in source:
         return
     src, tgt = source[key], unwrap_model(model).state_dict()[key]
-    if src.ndim != tgt.ndim:
-        dims = {4: "2D", 5: "3D"}
+    if src.ndim > tgt.ndim or src.ndim not in DIMS or tgt.ndim not in DIMS:
         raise NnunetTransferError(
-            f"{source_name} holds a {dims.get(src.ndim, f'{src.ndim - 2}D')} network but {target_name} is "
-            f"{dims.get(tgt.ndim, f'{tgt.ndim - 2}D')}: weights cannot be shared between a 2d and a 3d "
-            f"configuration. Plan the target with the checkpoint's configuration.")
-    if src.shape[1] != tgt.shape[1]:
-        raise NnunetTransferError(
-            f"{source_name} expects {src.shape[1]} input channel(s) but {target_name} has {tgt.shape[1]}. "
-            f"No input-channel rule is configured for this pair; use a source with the target's channels.")
+            f"{source_name} holds a {DIMS.get(src.ndim, '?')} network but {target_name} is "
+            f"{DIMS.get(tgt.ndim, '?')}: a 3D network cannot initialise a 2D one. Use a 2D checkpoint "
+            f"(a 2D checkpoint can initialise a 3D network by inflation).")
+    check_channels_adaptable(src.shape[1], tgt.shape[1], rules.input_channels,
+                             f"{source_name} ({src.shape[1]} input channels) into {target_name} "
+                             f"({tgt.shape[1]})")

@@ -15,11 +15,12 @@ import torch
 from torch import nn
 
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.transfer.rules import TransferRules, align_decoder_stages, make_adapter
 from nnunet_transfer.transfer.report import (ADAPTED, INITIALISED, LOADED, SKIPPED, ParameterRecord,
                                              TransferReport)
 
 HEAD_PREFIXES = ("decoder.seg_layers",)
-LOAD_PARTS: dict[str, tuple[str, ...]] = {
+LOAD_PARTS: dict[str, tuple[str, ...]] = {  # keys: transfer.rules.LOAD_RULES
     "encoder": ("encoder",),
     "encoder+decoder": ("encoder", "decoder"),
     "all-but-head": ("encoder", "decoder", "other"),
@@ -75,8 +76,11 @@ def canonical_entries(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[s
 
 def match_state_dict(source: Mapping[str, torch.Tensor], model: nn.Module, load: str = "encoder+decoder",
                      adapters: Sequence[Adapter] = (), head_prefixes: Sequence[str] = HEAD_PREFIXES,
-                     ) -> tuple[TransferReport, dict[str, torch.Tensor]]:
+                     align_depth: bool = True) -> tuple[TransferReport, dict[str, torch.Tensor]]:
     """Decide, without changing the model, what each target entry receives.
+
+    With ``align_depth`` a source with another number of stages has its decoder stages matched
+    by resolution (see ``align_decoder_stages``); encoder stages match by index from the top.
 
     Returns the report and the new tensors keyed by canonical target name. Raises
     NnunetTransferError for an unknown ``load`` value.
@@ -86,9 +90,10 @@ def match_state_dict(source: Mapping[str, torch.Tensor], model: nn.Module, load:
     model = unwrap_model(model)
     selected = LOAD_PARTS[load]
     targets, alias_of = canonical_entries(model)
+    renamed = align_decoder_stages(source.keys(), alias_of.keys()) if align_depth else {k: k for k in source}
     source_by_name: dict[str, tuple[str, torch.Tensor]] = {}
     for key, tensor in source.items():
-        source_by_name.setdefault(alias_of.get(key, key), (key, tensor))
+        source_by_name.setdefault(alias_of.get(renamed[key], renamed[key]), (key, tensor))
 
     records, updates, consumed = [], {}, set()
     for name, target in targets.items():
@@ -146,3 +151,15 @@ def transfer_weights(source: Mapping[str, torch.Tensor], model: nn.Module, load:
         for name, value in updates.items():
             targets[name].copy_(value.to(dtype=targets[name].dtype, device=targets[name].device))
     return report
+
+
+def transfer_with_rules(source: Mapping[str, torch.Tensor], model: nn.Module, rules: TransferRules) -> TransferReport:
+    """``transfer_weights`` with the adaptations the rules ask for (inflation, input channels,
+    kernel size) and their load / strict settings."""
+    return transfer_weights(source, model, load=rules.load, strict=rules.strict,
+                            adapters=[make_adapter(unwrap_model(model), rules)])
+
+
+def preview_with_rules(source: Mapping[str, torch.Tensor], model: nn.Module, rules: TransferRules) -> TransferReport:
+    """What ``transfer_with_rules`` would do, without changing the model."""
+    return match_state_dict(source, model, rules.load, [make_adapter(unwrap_model(model), rules)])[0]

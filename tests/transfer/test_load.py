@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.transfer.compat import check_compatible
 from nnunet_transfer.transfer.load import (TransferError, canonical_entries, match_state_dict, model_part,
                                            transfer_weights)
 from nnunet_transfer.transfer.report import ADAPTED, INITIALISED, LOADED, SKIPPED
@@ -116,14 +115,6 @@ def test_model_part_reads_the_declared_keys():
 def test_unknown_load_rule():
     with pytest.raises(NnunetTransferError, match="Unknown load rule"):
         transfer_weights({}, tiny_unet(2), load="everything")
-
-
-def test_compatibility_errors_name_dimensions_and_channels():
-    with pytest.raises(NnunetTransferError, match="2D network but .* is 3D"):
-        check_compatible(tiny_unet(2).state_dict(), tiny_unet(3))
-    with pytest.raises(NnunetTransferError, match="expects 3 input channel"):
-        check_compatible(tiny_unet(3, in_channels=3).state_dict(), tiny_unet(3, in_channels=1))
-    check_compatible(tiny_unet(3, classes=5).state_dict(), tiny_unet(3, classes=2))
 
 
 def test_summary_is_short_and_counts_match():

@@ -1,0 +1,101 @@
+"""Pure tensor adaptations of one source weight to a target shape; each raises when it cannot.
+
+Conventions: a convolution weight is ``(out, in, *kernel)``; a transposed convolution weight is
+``(in, out, *kernel)``. Both have the spatial kernel last, which is all these functions need.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from nnunet_transfer.errors import NnunetTransferError
+
+INPUT_CHANNEL_RULES = ("sum", "mean", "tile")
+INFLATION_RULES = ("average", "center")
+KERNEL_RULES = ("crop", "average")
+
+
+def adapt_input_channels(weight: torch.Tensor, channels: int, rule: str = "sum") -> tuple[torch.Tensor, str]:
+    """Adapt the input-channel axis (dim 1) of a first-layer convolution weight to ``channels``.
+
+    N -> 1: ``sum`` (a grey image replicated in N channels gives the same response) or ``mean``.
+    1 -> M: the kernel repeated in every channel and divided by M (same response to a replicated
+    image). Any other N -> M: only with ``tile``: channels repeated cyclically, scaled by N / M.
+    Raises NnunetTransferError for an unknown rule or an N -> M change without ``tile``.
+    """
+    if rule not in INPUT_CHANNEL_RULES:
+        raise NnunetTransferError(f"Unknown input-channel rule {rule!r}; "
+                                  f"choose one of {', '.join(INPUT_CHANNEL_RULES)}.")
+    n = weight.shape[1]
+    if n == channels:
+        return weight, "input channels unchanged"
+    if channels == 1 and rule in ("sum", "mean"):
+        out = weight.sum(dim=1, keepdim=True) if rule == "sum" else weight.mean(dim=1, keepdim=True)
+        return out, f"input channels {n}->1 ({rule})"
+    if n == 1:
+        out = weight.repeat(1, channels, *([1] * (weight.ndim - 2))) / channels
+        return out, f"input channels 1->{channels} (repeat / {channels})"
+    if rule == "tile":
+        reps = math.ceil(channels / n)
+        out = weight.repeat(1, reps, *([1] * (weight.ndim - 2)))[:, :channels] * (n / channels)
+        return out, f"input channels {n}->{channels} (tile, x{n}/{channels})"
+    raise NnunetTransferError(
+        f"Cannot adapt {n} input channels to {channels}: only N->1 (sum / mean) and 1->N are defined; "
+        f"set input_channels to 'tile' to repeat channels cyclically.")
+
+
+def inflate_2d_to_3d(weight: torch.Tensor, depth: int, rule: str = "average", taps: int | None = None
+                     ) -> torch.Tensor:
+    """Inflate a 2D kernel ``(a, b, kh, kw)`` to 3D ``(a, b, depth, kh, kw)``.
+
+    ``average`` repeats the kernel over depth and divides by ``taps``, the number of depth taps
+    that reach one output voxel: ``depth`` for a convolution (I3D, Carreira & Zisserman, CVPR
+    2017), ``depth / stride`` for a transposed convolution. Either way a volume that is constant
+    along depth gets the 2D response of a slice. ``center`` puts the kernel in the central slice
+    and zeros elsewhere. Raises NnunetTransferError for a non-4D weight, depth < 1 or an unknown rule.
+    """
+    if rule not in INFLATION_RULES:
+        raise NnunetTransferError(f"Unknown inflation rule {rule!r}; choose one of {', '.join(INFLATION_RULES)}.")
+    if weight.ndim != 4 or depth < 1:
+        raise NnunetTransferError(f"Can only inflate a 2D kernel (4 dims) to depth >= 1, got {tuple(weight.shape)}, "
+                                  f"depth {depth}.")
+    if rule == "average":
+        return weight.unsqueeze(2).repeat(1, 1, depth, 1, 1) / (taps or depth)
+    out = weight.new_zeros(weight.shape[:2] + (depth,) + weight.shape[2:])
+    out[:, :, depth // 2] = weight
+    return out
+
+
+def adapt_kernel(weight: torch.Tensor, kernel: tuple[int, ...], rule: str = "crop") -> torch.Tensor:
+    """Bring the spatial kernel (trailing dims) of ``weight`` to ``kernel``.
+
+    ``crop``: centre-crop a larger kernel, centre zero-pad a smaller one. ``average``: average-pool
+    a larger kernel to the target size (``adaptive_avg_pool``), centre zero-pad a smaller one.
+    Raises NnunetTransferError for an unknown rule or a different number of spatial dims.
+    """
+    if rule not in KERNEL_RULES:
+        raise NnunetTransferError(f"Unknown kernel rule {rule!r}; choose one of {', '.join(KERNEL_RULES)}.")
+    spatial = weight.shape[2:]
+    if len(spatial) != len(kernel):
+        raise NnunetTransferError(f"Kernel {tuple(spatial)} and target kernel {tuple(kernel)} differ in dimensions.")
+    out = weight
+    if rule == "average" and any(s > k for s, k in zip(spatial, kernel)):
+        pool = F.adaptive_avg_pool3d if len(kernel) == 3 else F.adaptive_avg_pool2d
+        size = tuple(min(s, k) for s, k in zip(spatial, kernel))
+        flat = out.reshape(-1, 1, *spatial)
+        out = pool(flat, size).reshape(*out.shape[:2], *size)
+    for axis, k in enumerate(kernel, start=2):
+        s = out.shape[axis]
+        if s > k:
+            start = (s - k) // 2
+            out = out.narrow(axis, start, k)
+        elif s < k:
+            before = (k - s) // 2
+            pad_shape = list(out.shape)
+            pad_shape[axis] = before
+            after_shape = list(out.shape)
+            after_shape[axis] = k - s - before
+            out = torch.cat([out.new_zeros(pad_shape), out, out.new_zeros(after_shape)], dim=axis)
+    return out.contiguous()
