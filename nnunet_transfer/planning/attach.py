@@ -47,7 +47,7 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
     strategy = dict(strategy or {})
     Strategy.from_block(strategy, Strategy(), num_epochs=10 ** 9)  # types and signs; epochs checked at training
     name = resolve_dataset(target)
-    ckpt = describe_checkpoint(checkpoint)
+    ckpt = describe_checkpoint(checkpoint, allow_bare=True)  # a bare state dict of a compatible network works too
     check_channels(ckpt, name, rules.input_channels)
     plans = load_plans(name, plans_name)
     dims = len(ckpt.configuration_dict["patch_size"])

@@ -14,7 +14,7 @@ from nnunet_transfer.planning.common import (channel_names, ensure_fingerprint, 
                                              resolve_dataset, resolved_configuration, share_architecture,
                                              write_plans)
 from nnunet_transfer.trainers.base import SCHEDULE_KEY, validate_schedule
-from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, load_checkpoint
+from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, extract_state_dict, load_checkpoint
 from nnunet_transfer.transfer.compat import check_channels_adaptable
 
 
@@ -31,9 +31,11 @@ class CheckpointPlan:
     metadata: dict[str, Any] | None
 
 
-def describe_checkpoint(path: str | Path) -> CheckpointPlan:
+def describe_checkpoint(path: str | Path, allow_bare: bool = False) -> CheckpointPlan:
     """Read the architecture of a checkpoint: our self-describing block, else nnU-Net's
-    ``init_args`` (plans + configuration). Raises NnunetTransferError if neither is present."""
+    ``init_args`` (plans + configuration). With ``allow_bare`` a plain state dict is described by
+    its first convolution only (dimensionality and input channels; no architecture). Raises
+    NnunetTransferError if nothing describes the network."""
     path = Path(path).resolve()
     checkpoint = load_checkpoint(path)
     meta = checkpoint_metadata(checkpoint)
@@ -49,6 +51,14 @@ def describe_checkpoint(path: str | Path) -> CheckpointPlan:
         channels = (init.get("dataset_json") or {}).get("channel_names")
         return CheckpointPlan(path, init["configuration"], cfg, len(channels) if channels else None,
                               channels, plans.get("dataset_name"), None)
+    if allow_bare:
+        state = extract_state_dict(checkpoint)
+        stems = [t for k, t in state.items() if t.ndim in (4, 5) and (".stages.0." in k or ".stem." in k)]
+        stems = stems or [t for t in state.values() if t.ndim in (4, 5)]
+        if stems:
+            dims = stems[0].ndim - 2
+            return CheckpointPlan(path, "2d" if dims == 2 else "3d_fullres", {"patch_size": [0] * dims},
+                                  int(stems[0].shape[1]), None, path.stem, None)
     raise NnunetTransferError(
         f"Checkpoint {path} does not describe its network (no 'nnunet_transfer' block and no nnU-Net "
         f"'init_args'); it cannot be used to plan a dataset. Plan the targets with `nnunet_transfer plan`.")

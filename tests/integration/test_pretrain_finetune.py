@@ -145,10 +145,10 @@ def test_refusals_are_one_message_and_write_nothing(study):
     before = sorted(p.relative_to(pre) for p in pre.rglob("*.json"))
     out = cli(env, "plan-like-checkpoint", str(ckpt), "-d", ANATOMY, "-c", "3d_fullres", ok=False)
     assert out.returncode == 2 and "2D network (2d)" in out.stderr and "3d_fullres" in out.stderr
-    out = cli(env, "attach", str(ckpt), "-d", NATURAL, "-p", PLANS, ok=False)
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    out = cli(env, "plan-like-checkpoint", str(ckpt), "-d", NATURAL, ok=False)
     assert out.returncode == 2 and "3 input channel(s)" in out.stderr and "trained on 1" in out.stderr
-    for bad in (out,):
-        assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert sorted(p.relative_to(pre) for p in pre.rglob("*.json")) == before
 
 

@@ -23,7 +23,7 @@ def test_plain_nnunet_checkpoint_uses_its_stored_plans(tmp_path):
     assert ckpt.configuration_dict["architecture"] == ARCH and ckpt.configuration_dict["patch_size"] == [16, 16, 16]
     assert ckpt.source_dataset == "Dataset007_X" and ckpt.metadata is None
     assert check_configuration(ckpt, "3d_fullres") == "3d_fullres"
-    with pytest.raises(NnunetTransferError, match="3D network .* cannot be shared with a 2D configuration"):
+    with pytest.raises(NnunetTransferError, match="3D network .* cannot be planned like it in a 2D configuration"):
         check_configuration(ckpt, "2d")
 
 
@@ -32,3 +32,12 @@ def test_bare_state_dict_cannot_describe_a_network(tmp_path):
     torch.save({"encoder.w": torch.zeros(1)}, path)
     with pytest.raises(NnunetTransferError, match="does not describe its network"):
         describe_checkpoint(path)
+
+
+def test_bare_state_dict_is_described_by_its_first_convolution_for_attach(tmp_path):
+    from tests.conftest import tiny_unet
+    path = tmp_path / "weights.pth"
+    torch.save(tiny_unet(2, in_channels=3).state_dict(), path)
+    ckpt = describe_checkpoint(path, allow_bare=True)
+    assert ckpt.input_channels == 3 and len(ckpt.configuration_dict["patch_size"]) == 2
+    assert ckpt.source_dataset == "weights"

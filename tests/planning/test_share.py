@@ -7,7 +7,8 @@ from nnunet_transfer.planning.common import resolved_configuration, share_archit
 
 
 def _cfg(patch, features, norm="ZScoreNormalization", spacing=None, batch=2):
-    return {"data_identifier": "P_x", "patch_size": patch, "batch_size": batch, "spacing": spacing or [1.0] * len(patch),
+    return {"data_identifier": "P_x", "patch_size": patch, "batch_size": batch,
+            "spacing": spacing or [1.0] * len(patch),
             "normalization_schemes": [norm], "use_mask_for_norm": [False],
             "architecture": {"network_class_name": "PlainConvUNet", "arch_kwargs": {"features_per_stage": features}}}
 
@@ -17,7 +18,8 @@ def _plans(name, configs):
 
 
 def test_architecture_patch_and_batch_come_from_the_template_everything_else_stays():
-    ref = _plans("Dataset001_Ref", {"2d": _cfg([64, 64], [32, 64], batch=12), "3d_fullres": _cfg([32, 32, 32], [32, 64])})
+    ref = _plans("Dataset001_Ref", {"2d": _cfg([64, 64], [32, 64], batch=12),
+                                    "3d_fullres": _cfg([32, 32, 32], [32, 64])})
     own = _plans("Dataset002_Rgb", {"2d": _cfg([128, 96], [32, 64, 128], norm="RGBTo0_1Normalization",
                                                spacing=[0.5, 0.5], batch=40)})
     own["configurations"]["2d"]["normalization_schemes"] = ["RGB", "RGB", "RGB"]

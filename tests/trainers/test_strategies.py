@@ -49,7 +49,8 @@ def test_twin_2d_keeps_stages_features_and_in_plane_kernels():
         "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
         "arch_kwargs": {"n_stages": 3, "features_per_stage": [8, 16, 32], "conv_op": "torch.nn.modules.conv.Conv3d",
                         "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d", "dropout_op": None,
-                        "kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3]], "strides": [[1, 1, 1], [1, 2, 2], [2, 2, 2]]},
+                        "kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3]],
+                        "strides": [[1, 1, 1], [1, 2, 2], [2, 2, 2]]},
         "_kw_requires_import": ["conv_op", "norm_op", "dropout_op"]}}
     twin = twin_2d(cfg3, batch_size=12)
     kw = twin["architecture"]["arch_kwargs"]

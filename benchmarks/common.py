@@ -1,0 +1,31 @@
+"""Shared set-up for the benchmarks: a temporary nnU-Net tree with demo data and shared plans."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as our commands do; see nnunet_transfer.environment
+
+
+def nnunet_tree(root: str | None = None) -> Path:
+    """Set nnUNet_raw / _preprocessed / _results to folders under ``root`` (a new temp dir by default)."""
+    root = Path(root or tempfile.mkdtemp(prefix="nnunet_transfer_bench_"))
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        os.environ[name] = str(root / name)
+    os.environ.setdefault("nnUNet_def_n_proc", "1")
+    return root
+
+
+def demo_study(spacing_mm: float, n_train: int, keys: list[str], configurations: list[str],
+               twin: bool = False) -> dict[str, str]:
+    """Write demo datasets and plan them with shared plans (first key = reference)."""
+    from nnunet_transfer.demo.datasets import DemoDataSize, write_demo_datasets
+    from nnunet_transfer.planning.shared import plan_shared
+    size = DemoDataSize(spacing_mm=spacing_mm, n_train=n_train, n_test=1, n_natural=n_train, natural_size=64)
+    written = write_demo_datasets(os.environ["nnUNet_raw"], size, which=keys, progress=False)
+    names = {k: p.name for k, p in written.items()}
+    plan_shared(names[keys[0]], [names[k] for k in keys[1:]], "BenchPlans", configurations, num_processes=2,
+                twin=twin, progress=False)
+    return names

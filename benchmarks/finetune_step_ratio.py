@@ -1,0 +1,82 @@
+"""Step time of every fine-tuning trainer vs stock nnUNetTrainer, on the same plans and batches.
+
+Goal (issue: weight transfer): ratio <= 1.03. All trainers are built in one process on the demo's
+quick data (2d, 4 mm, nnU-Net's batch size); the same pre-loaded batches are fed to each, in
+interleaved rounds, so data loading and machine noise hit all of them alike. The frozen-encoder
+trainer is timed in its frozen phase and after unfreezing. Run: python benchmarks/finetune_step_ratio.py
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import demo_study, nnunet_tree  # noqa: E402
+
+TRAINERS = ["nnUNetTrainer", "nnUNetTrainerFromScratch", "nnUNetTrainerFinetune", "nnUNetTrainerFinetuneWarmup",
+            "nnUNetTrainerFinetuneFrozenEncoder", "nnUNetTrainerFinetuneEncoderLR"]
+
+
+def make_trainer(name: str, dataset: str, plans: str, epoch: int = 0):
+    import torch
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    trainer = get_trainer_from_args(dataset, "2d", "all", name, plans, device=torch.device("cpu"))
+    trainer.initialize()
+    if hasattr(trainer, "load_transfer_checkpoint"):
+        trainer.load_transfer_checkpoint()
+    trainer.current_epoch = epoch
+    trainer.on_train_epoch_start()
+    return trainer
+
+
+def main(rounds: int = 4, steps: int = 5) -> dict:
+    import os
+
+    import torch
+
+    from nnunet_transfer.environment import nnunet_subprocess_env
+    from nnunet_transfer.planning.attach import attach
+    from nnunet_transfer.transfer.rules import TransferRules
+
+    nnunet_tree()
+    os.environ.update(nnunet_subprocess_env())
+    os.environ["nnUNet_n_proc_DA"] = "0"
+    names = demo_study(4.0, 12, ["mri_seg_source", "anatomy"], ["2d"])
+    source, target = names["mri_seg_source"], names["anatomy"]
+    # a checkpoint of the shared network: a stock trainer's initial weights are enough to time the steps
+    donor = make_trainer("nnUNetTrainer", source, "BenchPlans")
+    ckpt = Path(os.environ["nnUNet_results"]) / "donor.pth"
+    torch.save({"network_weights": donor.network.state_dict()}, ckpt)
+    attach(ckpt, target, "BenchPlans", "BenchPlansFt", TransferRules(),
+           {"frozen_encoder_epochs": 2, "warmup_epochs": 2})
+    donor.on_train_start()
+    batches = [next(donor.dataloader_train) for _ in range(steps)]
+
+    variants = {name: (name, 0) for name in TRAINERS}
+    variants["nnUNetTrainerFinetuneFrozenEncoder (frozen)"] = ("nnUNetTrainerFinetuneFrozenEncoder", 0)
+    variants["nnUNetTrainerFinetuneFrozenEncoder"] = ("nnUNetTrainerFinetuneFrozenEncoder", 3)
+    trainers = {label: make_trainer(name, target, "BenchPlans" if name in ("nnUNetTrainer", "nnUNetTrainerFromScratch")
+                                    else "BenchPlansFt", epoch) for label, (name, epoch) in variants.items()}
+    times = {label: [] for label in trainers}
+    for trainer in trainers.values():  # warm-up step, not timed
+        trainer.train_step(batches[0])
+    for _ in range(rounds):
+        for label, trainer in trainers.items():
+            for batch in batches:
+                start = time.perf_counter()
+                trainer.train_step(batch)
+                times[label].append(time.perf_counter() - start)
+    base = statistics.median(times["nnUNetTrainer"])
+    results = {label: {"median_step_s": round(statistics.median(t), 4),
+                       "ratio_vs_nnUNetTrainer": round(statistics.median(t) / base, 3)} for label, t in times.items()}
+    results["batch_shape"] = list(batches[0]["data"].shape)
+    print(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Time a full transfer into the demo's default 3d_fullres network (2 mm MNI data), load included.
+
+Goal (issue: weight transfer): < 2 s on a 2-core CPU for the whole transfer: safe checkpoint
+loading, key matching, 2D->3D inflation / channel adaptation where needed, copying, report.
+Two cases: a 3D checkpoint of the same network, and a 2D RGB checkpoint of the network's 2d_twin
+(inflation + input channels). Run: python benchmarks/transfer_time.py
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import demo_study, nnunet_tree  # noqa: E402
+
+
+def build(cfg: dict, in_channels: int, classes: int):
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+    arch = cfg["architecture"]
+    return get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"],
+                                  in_channels, classes, deep_supervision=True)
+
+
+def main(repeats: int = 5) -> dict:
+    import torch
+
+    from nnunet_transfer.planning.common import load_plans, resolved_configuration
+    from nnunet_transfer.transfer.checkpoint import extract_state_dict, load_checkpoint
+    from nnunet_transfer.transfer.compat import check_compatible
+    from nnunet_transfer.transfer.load import transfer_with_rules
+    from nnunet_transfer.transfer.rules import TransferRules
+
+    root = nnunet_tree()
+    names = demo_study(2.0, 4, ["anatomy"], ["3d_fullres"], twin=True)
+    plans = load_plans(names["anatomy"], "BenchPlans")
+    cfg3, cfg2 = resolved_configuration(plans, "3d_fullres"), resolved_configuration(plans, "2d_twin")
+    sources = {"3d same network": build(cfg3, 1, 4), "2d_twin RGB (inflate + channels)": build(cfg2, 3, 2)}
+    results = {"patch_size_3d": cfg3["patch_size"],
+               "parameters_3d": sum(p.numel() for p in build(cfg3, 1, 4).parameters())}
+    for label, net in sources.items():
+        path = root / f"{label.split()[0]}.pth"
+        torch.save({"network_weights": net.state_dict()}, path)
+        times = []
+        for _ in range(repeats):
+            target = build(cfg3, 1, 4)  # not timed: nnU-Net builds the network anyway
+            start = time.perf_counter()
+            source = extract_state_dict(load_checkpoint(path))
+            rules = TransferRules()
+            check_compatible(source, target, rules=rules)
+            report = transfer_with_rules(source, target, rules)
+            times.append(time.perf_counter() - start)
+        results[label] = {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3),
+                          "counts": report.counts(), "checkpoint_mb": round(path.stat().st_size / 2 ** 20, 1)}
+    print(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
