@@ -33,7 +33,7 @@ def make_trainer(name: str, dataset: str, plans: str, epoch: int = 0):
     return trainer
 
 
-def main(rounds: int = 4, steps: int = 5) -> dict:
+def main(rounds: int = 7, steps: int = 4) -> dict:
     import os
 
     import torch
@@ -51,21 +51,24 @@ def main(rounds: int = 4, steps: int = 5) -> dict:
     donor = make_trainer("nnUNetTrainer", source, "BenchPlans")
     ckpt = Path(os.environ["nnUNet_results"]) / "donor.pth"
     torch.save({"network_weights": donor.network.state_dict()}, ckpt)
-    attach(ckpt, target, "BenchPlans", "BenchPlansFt", TransferRules(),
-           {"frozen_encoder_epochs": 2, "warmup_epochs": 2})
+    # no strategy keys in the block: every trainer runs with its own defaults
+    attach(ckpt, target, "BenchPlans", "BenchPlansFt", TransferRules())
     donor.on_train_start()
     batches = [next(donor.dataloader_train) for _ in range(steps)]
 
     variants = {name: (name, 0) for name in TRAINERS}
     variants["nnUNetTrainerFinetuneFrozenEncoder (frozen)"] = ("nnUNetTrainerFinetuneFrozenEncoder", 0)
-    variants["nnUNetTrainerFinetuneFrozenEncoder"] = ("nnUNetTrainerFinetuneFrozenEncoder", 3)
+    variants["nnUNetTrainerFinetuneFrozenEncoder"] = ("nnUNetTrainerFinetuneFrozenEncoder", 55)  # unfrozen at 50
     trainers = {label: make_trainer(name, target, "BenchPlans" if name in ("nnUNetTrainer", "nnUNetTrainerFromScratch")
                                     else "BenchPlansFt", epoch) for label, (name, epoch) in variants.items()}
     times = {label: [] for label in trainers}
     for trainer in trainers.values():  # warm-up step, not timed
         trainer.train_step(batches[0])
-    for _ in range(rounds):
-        for label, trainer in trainers.items():
+    labels = list(trainers)
+    for r in range(rounds):
+        # rotate the order every round so that no trainer always runs first or last
+        for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+            trainer = trainers[label]
             for batch in batches:
                 start = time.perf_counter()
                 trainer.train_step(batch)
@@ -75,6 +78,9 @@ def main(rounds: int = 4, steps: int = 5) -> dict:
                        "ratio_vs_nnUNetTrainer": round(statistics.median(t) / base, 3)} for label, t in times.items()}
     results["batch_shape"] = list(batches[0]["data"].shape)
     print(json.dumps(results, indent=2))
+    out = Path(__file__).resolve().parent / "results" / "finetune_step_ratio.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 

@@ -55,6 +55,9 @@ def main(repeats: int = 5) -> dict:
         results[label] = {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3),
                           "counts": report.counts(), "checkpoint_mb": round(path.stat().st_size / 2 ** 20, 1)}
     print(json.dumps(results, indent=2))
+    out = Path(__file__).resolve().parent / "results" / "transfer_time.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 
