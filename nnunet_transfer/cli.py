@@ -65,8 +65,9 @@ def _rules(args: argparse.Namespace):
 
 def _add_rules(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("transfer rules (written to the plans' transfer block)")
-    g.add_argument("--load", default="encoder+decoder", choices=["encoder", "encoder+decoder", "all-but-head"],
-                   help="which part of the network to load (default encoder+decoder; heads never)")
+    g.add_argument("--load", choices=["encoder", "encoder+decoder", "all-but-head"],
+                   help="which part of the network to load (heads never); default: encoder for classification, "
+                        "rotation and contrastive checkpoints, else encoder+decoder")
     g.add_argument("--input-channels", default="sum", choices=["sum", "mean", "tile"],
                    help="N->1 input channels: sum (default) or mean; tile for any N->M (1->N always repeats / N)")
     g.add_argument("--inflation", default="average", choices=["average", "center"],

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.planning.common import load_plans, plans_path, resolve_dataset, write_plans
 from nnunet_transfer.planning.like_checkpoint import check_channels, describe_checkpoint
 from nnunet_transfer.trainers.schedule import Strategy
-from nnunet_transfer.transfer.rules import TransferRules
+from nnunet_transfer.transfer.rules import TransferRules, default_load
 
 TRANSFER_KEY = "transfer"
 
@@ -37,7 +37,9 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
            rules: TransferRules | None = None, strategy: dict | None = None, overwrite: bool = True) -> Path:
     """Write ``<output_plans_name>.json`` next to the target's plans with the transfer block.
 
-    ``rules`` (load, input channels, inflation, kernel, strict) and ``strategy`` (any of
+    ``rules`` (load, input channels, inflation, kernel, strict; ``load=None`` picks
+    ``encoder`` for classification / rotation / SimCLR checkpoints, else ``encoder+decoder``) and
+    ``strategy`` (any of
     ``warmup_epochs``, ``frozen_encoder_epochs``, ``encoder_lr_factor``) go into the block.
     Raises NnunetTransferError for a missing plans file, a checkpoint whose network cannot
     initialise any configuration of the plans (3D into 2D, input channels no rule maps), or an
@@ -47,8 +49,10 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
     strategy = dict(strategy or {})
     Strategy.from_block(strategy, Strategy(), num_epochs=10 ** 9)  # types and signs; epochs checked at training
     name = resolve_dataset(target)
-    ckpt = describe_checkpoint(checkpoint, allow_bare=True)  # a bare state dict of a compatible network works too
+    ckpt = describe_checkpoint(checkpoint, allow_bare=True)  # a bare state dict of a compatible network works
     check_channels(ckpt, name, rules.input_channels)
+    if rules.load is None:
+        rules = replace(rules, load=default_load(ckpt.metadata))
     plans = load_plans(name, plans_name)
     dims = len(ckpt.configuration_dict["patch_size"])
     usable = [c for c, cfg in plans["configurations"].items()

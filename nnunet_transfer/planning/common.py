@@ -187,12 +187,13 @@ def resolved_configuration(plans: dict, cfg_name: str) -> dict:
 
 def write_plans(plans: dict, name: str) -> Path:
     """Write plans atomically and make sure the preprocessed folder has its dataset.json."""
-    raw = require_nnunet_folders("nnUNet_raw")["nnUNet_raw"] / name / "dataset.json"
-    target = preprocessed_dir(name) / "dataset.json"
-    if raw.is_file():
-        tmp = target.with_name(".dataset.json.tmp")
-        shutil.copyfile(raw, tmp)
-        os.replace(tmp, target)
+    raw_folder = require_nnunet_folders("nnUNet_raw")["nnUNet_raw"] / name
+    preprocessed_dir(name).mkdir(parents=True, exist_ok=True)
+    for file in ("dataset.json", "class_labels.json"):  # training needs both where only preprocessed data exist
+        if (raw_folder / file).is_file():
+            tmp = preprocessed_dir(name) / f".{file}.tmp"
+            shutil.copyfile(raw_folder / file, tmp)
+            os.replace(tmp, preprocessed_dir(name) / file)
     return write_json_atomic(plans, plans_path(name, plans["plans_name"]))
 
 

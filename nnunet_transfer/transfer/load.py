@@ -156,10 +156,11 @@ def transfer_weights(source: Mapping[str, torch.Tensor], model: nn.Module, load:
 def transfer_with_rules(source: Mapping[str, torch.Tensor], model: nn.Module, rules: TransferRules) -> TransferReport:
     """``transfer_weights`` with the adaptations the rules ask for (inflation, input channels,
     kernel size) and their load / strict settings."""
-    return transfer_weights(source, model, load=rules.load, strict=rules.strict,
+    return transfer_weights(source, model, load=rules.load or "encoder+decoder", strict=rules.strict,
                             adapters=[make_adapter(unwrap_model(model), rules)])
 
 
 def preview_with_rules(source: Mapping[str, torch.Tensor], model: nn.Module, rules: TransferRules) -> TransferReport:
     """What ``transfer_with_rules`` would do, without changing the model."""
-    return match_state_dict(source, model, rules.load, [make_adapter(unwrap_model(model), rules)])[0]
+    return match_state_dict(source, model, rules.load or "encoder+decoder",
+                            [make_adapter(unwrap_model(model), rules)])[0]

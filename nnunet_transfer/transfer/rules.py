@@ -25,18 +25,18 @@ class TransferRules:
     ``strict``: fail unless every encoder entry is loaded or adapted.
     """
 
-    load: str = "encoder+decoder"
+    load: str | None = None  # None: by the checkpoint (attach), encoder+decoder when matching tensors
     input_channels: str = "sum"
     inflation: str = "average"
     kernel: str = "crop"
     strict: bool = False
 
     def __post_init__(self) -> None:
-        for name, allowed in (("load", LOAD_RULES), ("input_channels", INPUT_CHANNEL_RULES),
+        for name, allowed in (("load", LOAD_RULES + (None,)), ("input_channels", INPUT_CHANNEL_RULES),
                               ("inflation", INFLATION_RULES), ("kernel", KERNEL_RULES)):
             if getattr(self, name) not in allowed:
                 raise NnunetTransferError(f"transfer.{name} is {getattr(self, name)!r}; choose one of "
-                                          f"{', '.join(allowed)}.")
+                                          f"{', '.join(a for a in allowed if a)}.")
         if not isinstance(self.strict, bool):
             raise NnunetTransferError(f"transfer.strict must be true or false, got {self.strict!r}.")
 
@@ -114,3 +114,15 @@ def align_decoder_stages(source_keys, target_keys) -> dict[str, str]:
         j = int(m.group(2)) + (t - s)
         out[key] = f"{m.group(1)}.{j}.{m.group(3)}" if j >= 0 else f"unmatched-depth:{key}"
     return out
+
+
+# Pretraining whose decoder never trained: only the encoder is worth loading by default.
+ENCODER_ONLY = ("classification", "rotation", "simclr")
+
+
+def default_load(metadata: Mapping | None) -> str:
+    """The load rule ``attach`` uses when none is given, from a checkpoint's ``nnunet_transfer``
+    block: ``encoder`` for classification, rotation and SimCLR pretraining (their decoder is
+    untrained), else ``encoder+decoder``."""
+    metadata = metadata or {}
+    return "encoder" if {metadata.get("mode"), metadata.get("pretext")} & set(ENCODER_ONLY) else "encoder+decoder"

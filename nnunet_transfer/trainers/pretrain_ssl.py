@@ -1,0 +1,177 @@
+"""Self-supervised pretraining trainers: one small subclass per pretext of ``nnunet_transfer.pretext``.
+
+Reconstruction pretexts (Models Genesis, context restoration, masked image modelling) train the
+whole U-Net with as many outputs as input channels and a mean-squared-error loss; rotation
+prediction trains a 4-way head on the pooled bottleneck; SimCLR a projection head with NT-Xent.
+Settings come from the plans key ``pretraining`` (``seed``, and ``pretext`` parameters by name).
+Validation logs the pretext loss (as negative "pseudo dice", so nnU-Net's best checkpoint is the
+lowest loss); there is no segmentation export at the end.
+"""
+from __future__ import annotations
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from torch import nn
+
+from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.pretext import (ContextRestoration, MaskedImageModeling, ModelsGenesis, RotationPrediction,
+                                     SimCLRViews, nt_xent)
+from nnunet_transfer.trainers.base import TransferTrainerBase
+from nnunet_transfer.trainers.heads import EncoderClassifier
+from nnunet_transfer.trainers.metadata import add_metadata_to_checkpoint, build_metadata
+from nnunet_transfer.transfer.load import unwrap_model
+
+PRETRAINING_KEY = "pretraining"
+
+
+class MaskedMSE(nn.Module):
+    """MSE over the voxels where the mask (last ``C`` channels of the target) is set, else everywhere."""
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if target.shape[1] == 2 * output.shape[1]:
+            image, mask = target.split(output.shape[1], dim=1)
+            mask = mask > 0.5
+            return ((output - image) ** 2)[mask].mean() if mask.any() else output.sum() * 0
+        return nn.functional.mse_loss(output, target)
+
+
+class SelfSupervisedTrainerBase(TransferTrainerBase):
+    """Shared wiring: the pretext from the plans, its seeded generator, the pretext-loss validation."""
+
+    pretext_name = ""
+    pretext_class = None
+    pretraining_mode = "self-supervised"
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.enable_deep_supervision = False
+        settings = dict(self.plans_manager.plans.get(PRETRAINING_KEY, {}) or {})
+        seed = settings.pop("seed", 0)
+        try:
+            self.pretext = self.pretext_class(**settings.get(self.pretext_name, {}))
+        except TypeError as e:
+            raise NnunetTransferError(f"pretraining.{self.pretext_name} in the plans: {e}") from None
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.val_seed = int(seed) + 1
+
+    def corrupt(self, batch: dict, generator: torch.Generator) -> dict:
+        raise NotImplementedError
+
+    def train_step(self, batch: dict) -> dict:
+        return super().train_step(self.corrupt(batch, self.generator))
+
+    def validation_step(self, batch: dict) -> dict:
+        batch = self.corrupt(batch, torch.Generator().manual_seed(self.val_seed))
+        with torch.no_grad():
+            output = self.network(batch["data"].to(self.device))
+            loss = self.loss(output, batch["target"].to(self.device))
+        return {"loss": float(loss)}
+
+    def on_validation_epoch_end(self, val_outputs: list[dict]):
+        loss = float(sum(o["loss"] for o in val_outputs) / max(1, len(val_outputs)))
+        self.logger.log("val_losses", loss, self.current_epoch)
+        self.logger.log("mean_fg_dice", -loss, self.current_epoch)
+        self.logger.log("dice_per_class_or_region", [-loss], self.current_epoch)
+        self.print_to_log_file(f"pretext ({self.pretext_name}) validation loss {loss:.5f}")
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        self.print_to_log_file("Self-supervised pretraining: no segmentation validation.")
+
+    def save_checkpoint(self, filename: str) -> None:
+        super().save_checkpoint(filename)
+        if self.local_rank == 0 and not self.disable_checkpointing:
+            add_metadata_to_checkpoint(filename, build_metadata(self, self.pretraining_mode, self.pretext_name))
+
+
+class ReconstructionTrainerBase(SelfSupervisedTrainerBase):
+    """The whole U-Net restores the image: as many outputs as input channels, MSE loss."""
+
+    @staticmethod
+    def build_network_architecture(plans_manager, configuration_manager, num_input_channels, num_output_channels,
+                                   enable_deep_supervision: bool = True) -> nn.Module:
+        return nnUNetTrainer.build_network_architecture(plans_manager, configuration_manager, num_input_channels,
+                                                        num_input_channels, enable_deep_supervision)
+
+    def initialize(self):
+        super().initialize()
+        self.loss = MaskedMSE()
+
+    def corrupt(self, batch: dict, generator: torch.Generator) -> dict:
+        out = self.pretext(batch["data"].float(), generator)
+        target = out.target if out.mask is None else torch.cat([out.target, out.mask.float()], dim=1)
+        return dict(batch, data=out.input, target=target)
+
+
+class nnUNetTrainerPretrainModelsGenesis(ReconstructionTrainerBase):
+    """Models Genesis (Zhou et al. 2019/2021): restore the image from its combined corruptions."""
+
+    pretext_name, pretext_class = "models_genesis", ModelsGenesis
+
+
+class nnUNetTrainerPretrainContextRestoration(ReconstructionTrainerBase):
+    """Context restoration (Chen et al. 2019): restore the image after patch swaps."""
+
+    pretext_name, pretext_class = "context_restoration", ContextRestoration
+
+
+class nnUNetTrainerPretrainMaskedImageModeling(ReconstructionTrainerBase):
+    """Masked image modelling (SimMIM / MAE style): restore masked blocks, loss on them only."""
+
+    pretext_name, pretext_class = "masked_image_modeling", MaskedImageModeling
+
+
+class nnUNetTrainerPretrainRotation(SelfSupervisedTrainerBase):
+    """Rotation prediction (Gidaris et al. 2018): 4-way head on the pooled bottleneck."""
+
+    pretext_name, pretext_class = "rotation", RotationPrediction
+
+    def initialize(self):
+        super().initialize()
+        self.network = EncoderClassifier(unwrap_model(self.network), 4).to(self.device)
+        self.optimizer, self.lr_scheduler = self.configure_optimizers()
+        self.loss = nn.CrossEntropyLoss()
+
+    def corrupt(self, batch: dict, generator: torch.Generator) -> dict:
+        out = self.pretext(batch["data"].float(), generator)
+        return dict(batch, data=out.input, target=out.target)
+
+
+class ProjectionNetwork(EncoderClassifier):
+    """Pooled bottleneck -> MLP projection head (SimCLR); the head is never transferred."""
+
+    def __init__(self, unet: nn.Module, dim: int = 128):
+        super().__init__(unet, dim)
+        width = self.classification_head.in_features
+        del self.classification_head
+        self.projection_head = nn.Sequential(nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projection_head(self.pooled_features(x))
+
+
+class NTXentLoss(nn.Module):
+    def __init__(self, temperature: float = 0.1):
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        z1, z2 = output.chunk(2)
+        return nt_xent(z1, z2, self.temperature)
+
+
+class nnUNetTrainerPretrainSimCLR(SelfSupervisedTrainerBase):
+    """SimCLR (Chen et al. 2020): two views per patch, projection head, NT-Xent loss."""
+
+    pretext_name, pretext_class = "simclr", SimCLRViews
+
+    def initialize(self):
+        super().initialize()
+        self.network = ProjectionNetwork(unwrap_model(self.network)).to(self.device)
+        self.optimizer, self.lr_scheduler = self.configure_optimizers()
+        temperature = (self.plans_manager.plans.get(PRETRAINING_KEY, {}) or {}).get("temperature", 0.1)
+        self.loss = NTXentLoss(float(temperature))
+
+    def corrupt(self, batch: dict, generator: torch.Generator) -> dict:
+        out = self.pretext(batch["data"].float(), generator)
+        return dict(batch, data=out.input, target=out.target)
