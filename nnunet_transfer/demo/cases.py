@@ -102,13 +102,13 @@ def make_case(key: str, seed: int, split: str, index: int, spacing_mm: float = 2
     rng = case_rng(seed, key, split, index)
     if key == "natural_cls_source":
         image, label = classification_crop(rng, natural_size)
-        return DemoCase(image, np.zeros(image.shape[:2], np.uint8), label, {"picture": CLASS_IMAGES[label]})
+        return DemoCase(image, np.ones(image.shape[:2], np.uint8), label, {"picture": CLASS_IMAGES[label]})
     if key == "natural_seg_source":
         image, mask = horse_scene(rng, natural_size)
         return DemoCase(image, mask, None, {"horse_pixels": int(mask.sum())})
     if key == "natural_unlabeled":
         image = unlabeled_crop(rng, natural_size)
-        return DemoCase(image, np.zeros(image.shape[:2], np.uint8))
+        return DemoCase(image, np.ones(image.shape[:2], np.uint8))
     atlas = load_atlas(spacing_mm)
     if key == "mri_cls_source":
         grade = index % len(ATROPHY_CLASSES)  # balanced classes even in a tiny dataset
@@ -125,7 +125,8 @@ def make_case(key: str, seed: int, split: str, index: int, spacing_mm: float = 2
         return DemoCase(result.t1, result.lesion_mask, None, record)
     if key in ("mri_seg_source", "anatomy"):
         return DemoCase(subject.t1, subject.labels, None, record)
-    placeholder = np.zeros(subject.labels.shape, np.uint8)
+    # placeholder "foreground" = the brain: nnU-Net's fingerprint needs foreground voxels to sample
+    placeholder = (subject.labels > 0).astype(np.uint8)
     return DemoCase(subject.t1, placeholder, grade if key == "mri_cls_source" else None, record)
 
 

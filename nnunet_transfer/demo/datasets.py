@@ -114,8 +114,9 @@ def _dataset_json(spec: DatasetSpec, size: DemoDataSize, seed: int, n_train: int
     }
     if spec.placeholder_labels:
         content["placeholder_labels"] = True
-        content["label_note"] = ("labelsTr holds all-background PLACEHOLDER maps: nnU-Net needs a label file and "
-                                 "one foreground class; 'foreground' never occurs and must not be trained on.")
+        content["label_note"] = ("labelsTr holds PLACEHOLDER maps: nnU-Net needs a label file with foreground voxels "
+                                 "(its fingerprint samples foreground intensities). 'foreground' is the brain (MRI) or "
+                                 "the whole picture (natural images); it is not a segmentation task to train on.")
     if spec.class_names is not None:
         content["class_names"] = list(spec.class_names)
         content["class_labels_file"] = CLASS_LABELS_FILE

@@ -23,7 +23,8 @@ NAMES = {
     "natural_seg_source": "Dataset905_DemoNaturalSegSource", "natural_unlabeled": "Dataset906_DemoNaturalUnlabeled",
     "stroke": "Dataset911_DemoStroke", "ms": "Dataset912_DemoMS", "anatomy": "Dataset913_DemoAnatomy",
 }
-LABEL_RANGE = {"mri_seg_source": 3, "anatomy": 3, "stroke": 1, "ms": 1, "natural_seg_source": 1}
+LABEL_RANGE = {"mri_seg_source": 3, "anatomy": 3, "stroke": 1, "ms": 1, "natural_seg_source": 1,
+               "mri_cls_source": 1, "mri_unlabeled": 1, "natural_cls_source": 1, "natural_unlabeled": 1}
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -66,6 +67,8 @@ def test_dataset_json_and_files(demo_raw, key):
         assert values.min() >= 0 and values.max() <= LABEL_RANGE.get(key, 0) <= highest
     if meta.get("placeholder_labels"):
         assert meta["labels"] == {"background": 0, "foreground": 1}
+        # nnU-Net's fingerprint samples foreground intensities: a placeholder map must have some
+        assert all((_read_label(f) == 1).any() for f in labels)
     if SPECS[key].class_names is not None:
         classes = json.loads((folder / "class_labels.json").read_text())
         assert classes["class_names"] == meta["class_names"] == list(SPECS[key].class_names)
