@@ -29,3 +29,42 @@ def demo_study(spacing_mm: float, n_train: int, keys: list[str], configurations:
     plan_shared(names[keys[0]], [names[k] for k in keys[1:]], "BenchPlans", configurations, num_processes=2,
                 twin=twin, progress=False)
     return names
+
+
+def make_trainer(name: str, dataset: str, plans: str, configuration: str = "2d", epoch: int = 0):
+    """An initialised trainer (stock or ours, found as nnUNetv2_train finds it) at ``epoch``; a
+    fine-tuning trainer has its checkpoint loaded."""
+    import torch
+    from nnunetv2.run.run_training import get_trainer_from_args
+    trainer = get_trainer_from_args(dataset, configuration, "all", name, plans, device=torch.device("cpu"))
+    trainer.initialize()
+    if hasattr(trainer, "load_transfer_checkpoint"):
+        trainer.load_transfer_checkpoint()
+    trainer.current_epoch = epoch
+    trainer.on_train_epoch_start()
+    return trainer
+
+
+def interleaved_step_times(trainers: dict, batches: list, rounds: int) -> dict[str, list[float]]:
+    """Time ``train_step`` of every trainer on the same batches, rotating the order every round
+    so that no trainer always runs first or last (a fixed order biased the first by ~3 %)."""
+    import time
+    for trainer in trainers.values():  # warm-up step, not timed
+        trainer.train_step(batches[0])
+    times = {label: [] for label in trainers}
+    labels = list(trainers)
+    for r in range(rounds):
+        for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+            for batch in batches:
+                start = time.perf_counter()
+                trainers[label].train_step(batch)
+                times[label].append(time.perf_counter() - start)
+    return times
+
+
+def save_results(name: str, results: dict) -> None:
+    import json
+    print(json.dumps(results, indent=2))
+    out = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")

@@ -7,30 +7,15 @@ trainer is timed in its frozen phase and after unfreezing. Run: python benchmark
 """
 from __future__ import annotations
 
-import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import demo_study, nnunet_tree  # noqa: E402
+from common import demo_study, interleaved_step_times, make_trainer, nnunet_tree, save_results  # noqa: E402
 
 TRAINERS = ["nnUNetTrainer", "nnUNetTrainerFromScratch", "nnUNetTrainerFinetune", "nnUNetTrainerFinetuneWarmup",
             "nnUNetTrainerFinetuneFrozenEncoder", "nnUNetTrainerFinetuneEncoderLR"]
-
-
-def make_trainer(name: str, dataset: str, plans: str, epoch: int = 0):
-    import torch
-    from nnunetv2.run.run_training import get_trainer_from_args
-
-    trainer = get_trainer_from_args(dataset, "2d", "all", name, plans, device=torch.device("cpu"))
-    trainer.initialize()
-    if hasattr(trainer, "load_transfer_checkpoint"):
-        trainer.load_transfer_checkpoint()
-    trainer.current_epoch = epoch
-    trainer.on_train_epoch_start()
-    return trainer
 
 
 def main(rounds: int = 7, steps: int = 4) -> dict:
@@ -60,27 +45,13 @@ def main(rounds: int = 7, steps: int = 4) -> dict:
     variants["nnUNetTrainerFinetuneFrozenEncoder (frozen)"] = ("nnUNetTrainerFinetuneFrozenEncoder", 0)
     variants["nnUNetTrainerFinetuneFrozenEncoder"] = ("nnUNetTrainerFinetuneFrozenEncoder", 55)  # unfrozen at 50
     trainers = {label: make_trainer(name, target, "BenchPlans" if name in ("nnUNetTrainer", "nnUNetTrainerFromScratch")
-                                    else "BenchPlansFt", epoch) for label, (name, epoch) in variants.items()}
-    times = {label: [] for label in trainers}
-    for trainer in trainers.values():  # warm-up step, not timed
-        trainer.train_step(batches[0])
-    labels = list(trainers)
-    for r in range(rounds):
-        # rotate the order every round so that no trainer always runs first or last
-        for label in labels[r % len(labels):] + labels[:r % len(labels)]:
-            trainer = trainers[label]
-            for batch in batches:
-                start = time.perf_counter()
-                trainer.train_step(batch)
-                times[label].append(time.perf_counter() - start)
+                                    else "BenchPlansFt", "2d", epoch) for label, (name, epoch) in variants.items()}
+    times = interleaved_step_times(trainers, batches, rounds)
     base = statistics.median(times["nnUNetTrainer"])
     results = {label: {"median_step_s": round(statistics.median(t), 4),
                        "ratio_vs_nnUNetTrainer": round(statistics.median(t) / base, 3)} for label, t in times.items()}
     results["batch_shape"] = list(batches[0]["data"].shape)
-    print(json.dumps(results, indent=2))
-    out = Path(__file__).resolve().parent / "results" / "finetune_step_ratio.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    save_results("finetune_step_ratio", results)
     return results
 
 

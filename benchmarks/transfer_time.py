@@ -7,14 +7,13 @@ Two cases: a 3D checkpoint of the same network, and a 2D RGB checkpoint of the n
 """
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import demo_study, nnunet_tree  # noqa: E402
+from common import demo_study, nnunet_tree, save_results  # noqa: E402
 
 
 def build(cfg: dict, in_channels: int, classes: int):
@@ -54,10 +53,7 @@ def main(repeats: int = 5) -> dict:
             times.append(time.perf_counter() - start)
         results[label] = {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3),
                           "counts": report.counts(), "checkpoint_mb": round(path.stat().st_size / 2 ** 20, 1)}
-    print(json.dumps(results, indent=2))
-    out = Path(__file__).resolve().parent / "results" / "transfer_time.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    save_results("transfer_time", results)
     return results
 
 

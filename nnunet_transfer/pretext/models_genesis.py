@@ -37,6 +37,42 @@ def apply_curve(x: torch.Tensor, curve_x: torch.Tensor, curve_y: torch.Tensor) -
     return (y0 + w * (y1 - y0)).reshape(x.shape)
 
 
+def box_membership(boxes: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
+    """Per sample and voxel, 1 + the index of the last box (B, K, dims, 2) that covers it, else 0.
+
+    One pass per box, vectorised over the batch: a per-axis interval test broadcast to the image.
+    """
+    b, k = boxes.shape[:2]
+    coords = [torch.arange(size) for size in spatial]
+    axes = [(coords[d].view(1, 1, -1) >= boxes[:, :, d, :1]) & (coords[d].view(1, 1, -1) < boxes[:, :, d, 1:])
+            for d in range(len(spatial))]  # each (B, K, size_d)
+    member = torch.zeros((b, *spatial), dtype=torch.long)
+    for i in range(k):
+        inside = axes[0][:, i].view(b, -1, *([1] * (len(spatial) - 1)))
+        for d in range(1, len(spatial)):
+            inside = inside & axes[d][:, i].view(b, *([1] * d), -1, *([1] * (len(spatial) - d - 1)))
+        member.masked_fill_(inside, i + 1)
+    return member
+
+
+def local_shuffle(y: torch.Tensor, boxes: torch.Tensor, keys: torch.Tensor, enabled: torch.Tensor) -> torch.Tensor:
+    """Shuffle voxels (all channels alike) within each box, vectorised: voxels are grouped by
+    the box that covers them (the last one where boxes overlap) and permuted inside their group
+    by the random ``keys`` (B, voxels); uncovered voxels and disabled samples stay."""
+    b, c = y.shape[:2]
+    member = box_membership(boxes, tuple(y.shape[2:])).reshape(b, -1)
+    member = torch.where(enabled[:, None], member, torch.zeros_like(member))
+    positions = torch.argsort(member * 2.0, dim=1, stable=True)          # voxels grouped by box, in place order
+    covered = (member > 0).to(keys.dtype)
+    shuffled = torch.argsort(member * 2.0 + keys * covered, dim=1, stable=True)  # random order inside boxes only
+    flat = y.reshape(b, c, -1)
+    out = flat.clone()
+    index_to = positions[:, None, :].expand(b, c, -1)
+    index_from = shuffled[:, None, :].expand(b, c, -1)
+    out.scatter_(2, index_to, flat.gather(2, index_from))
+    return out.reshape(y.shape)
+
+
 class ModelsGenesis(Pretext):
     """Models Genesis corruptions; probabilities default to the paper's (0.9 non-linear, 0.5 local
     shuffle, 0.9 painting of which 80 % out-painting)."""
@@ -58,20 +94,18 @@ class ModelsGenesis(Pretext):
         control = torch.zeros(b, 4, 2)
         control[:, 3] = 1.0
         control[:, 1:3] = rand(generator, b, 2, 2).sort(dim=1).values  # sorted -> monotone curve
-        params = {
+        spatial_n = int(torch.tensor(spatial).prod())
+        return {
             "nonlinear": rand(generator, b) < self.p_nonlinear, "decreasing": rand(generator, b) < self.p_decreasing,
             "control": control, "shuffle": rand(generator, b) < self.p_local_shuffle,
             "paint": rand(generator, b) < self.p_painting, "outpaint": rand(generator, b) < self.p_outpainting,
-            "shuffle_boxes": [], "shuffle_perms": [], "paint_boxes": [],
+            "shuffle_boxes": random_boxes(generator, spatial, b * self.shuffle_blocks, 0.0, self.shuffle_max_fraction)
+            .view(b, self.shuffle_blocks, len(spatial), 2),
+            "shuffle_keys": rand(generator, b, spatial_n),
+            "paint_boxes": random_boxes(generator, spatial, b * self.paint_boxes, 1 / 6, 1 / 3)
+            .view(b, self.paint_boxes, len(spatial), 2),
             "noise_seed": int(rand(generator, 1) * 2 ** 31),
         }
-        for _ in range(b):
-            boxes = random_boxes(generator, spatial, self.shuffle_blocks, 0.0, self.shuffle_max_fraction)
-            params["shuffle_boxes"].append(boxes)
-            params["shuffle_perms"].append([torch.randperm(int(torch.prod(bx[:, 1] - bx[:, 0])), generator=generator)
-                                            for bx in boxes])
-            params["paint_boxes"].append(random_boxes(generator, spatial, self.paint_boxes, 1 / 6, 1 / 3))
-        return params
 
     def apply(self, x: torch.Tensor, params: dict[str, Any]) -> PretextBatch:
         b = x.shape[0]
@@ -83,14 +117,7 @@ class ModelsGenesis(Pretext):
         curve_y = torch.where(params["decreasing"][:, None], 1 - curve_y, curve_y)
         mapped = apply_curve(y.to(torch.float64), curve_x, curve_y).to(y.dtype)
         y = torch.where(params["nonlinear"].view(b, *([1] * (x.ndim - 1))), mapped, y)
-        y = y.clone()
-        for i in range(b):
-            if params["shuffle"][i]:
-                for box, perm in zip(params["shuffle_boxes"][i], params["shuffle_perms"][i]):
-                    region = (i, slice(None)) + box_slices(box)
-                    block = y[region]
-                    flat = block.reshape(block.shape[0], -1)
-                    y[region] = flat[:, perm].reshape(block.shape)
+        y = local_shuffle(y, params["shuffle_boxes"], params["shuffle_keys"], params["shuffle"])
         noise = torch.rand(y.shape, generator=torch.Generator().manual_seed(params["noise_seed"]), dtype=y.dtype)
         for i in range(b):
             if not params["paint"][i]:
