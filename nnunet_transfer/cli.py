@@ -108,7 +108,8 @@ def cmd_pretrain_then_plan(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from nnunet_transfer.demo.run import run_demo
-    run_demo(args.output, quick=args.quick, seed=args.seed, device=args.device, fresh=args.fresh)
+    run_demo(args.output, quick=args.quick, seed=args.seed, device=args.device, fresh=args.fresh,
+             sources=args.sources)
 
 
 def cmd_demo_data(args: argparse.Namespace) -> None:
@@ -197,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the demo data (default 0)")
     p.add_argument("--device", choices=["cuda", "cpu", "mps"], help="default: cuda if available")
     p.add_argument("--fresh", action="store_true", help="delete the working folder first")
+    p.add_argument("--sources", nargs="+", default=["mri_seg"], metavar="SOURCE",
+                   choices=["mri_seg", "mri_cls", "mri_ssl", "natural_seg", "natural_cls", "natural_ssl", "all"],
+                   help="pretraining sources (task x domain): mri_seg (default), mri_cls, mri_ssl, natural_seg, "
+                        "natural_cls, natural_ssl, or all")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("demo-data", help="write all embedded demo datasets as nnU-Net raw datasets")

@@ -38,19 +38,21 @@ def evaluate_predictions(predictions: str | Path, dataset: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def dice_table(per_case: pd.DataFrame, source: str) -> pd.DataFrame:
-    """One row per target: mean / sd Dice pretrained on ``source`` vs from scratch, and the gain."""
-    stats = per_case.groupby(["target", "initialisation"])["dice"].agg(["mean", "std", "count"]).unstack()
-    out = pd.DataFrame({
-        "target": stats.index,
-        f"pretrained on {source}": stats[("mean", "pretrained")].values,
-        "sd (pretrained)": stats[("std", "pretrained")].values,
-        "from scratch": stats[("mean", "scratch")].values,
-        "sd (scratch)": stats[("std", "scratch")].values,
-        "n cases": stats[("count", "scratch")].values.astype(int),
-    })
-    out["gain"] = out[f"pretrained on {source}"] - out["from scratch"]
-    return out
+def dice_table(per_case: pd.DataFrame) -> pd.DataFrame:
+    """One row per target; per initialisation (each source, and ``scratch``) the mean and sd of
+    the per-case Dice, and each source's gain over scratch."""
+    stats = per_case.groupby(["target", "initialisation"])["dice"].agg(["mean", "std", "count"])
+    inits = [i for i in dict.fromkeys(per_case["initialisation"]) if i != "scratch"] + ["scratch"]
+    rows = []
+    for target in dict.fromkeys(per_case["target"]):
+        row = {"target": target, "n cases": int(stats.loc[(target, "scratch"), "count"])}
+        for init in inits:
+            row[f"{init} mean"] = stats.loc[(target, init), "mean"]
+            row[f"{init} sd"] = stats.loc[(target, init), "std"]
+        for init in inits[:-1]:
+            row[f"{init} gain"] = row[f"{init} mean"] - row["scratch mean"]
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def save_table(table: pd.DataFrame, per_case: pd.DataFrame, folder: str | Path) -> None:
@@ -65,16 +67,16 @@ def save_table(table: pd.DataFrame, per_case: pd.DataFrame, folder: str | Path) 
                    for row in table.itertuples(index=False))
     (folder / "dice_table.md").write_text(header + body, encoding="utf-8")
 
-    pretrained = [c for c in table.columns if c.startswith("pretrained on")][0]
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(table), 3.2))
-    x = range(len(table))
-    ax.bar([i - 0.2 for i in x], table[pretrained], 0.4, yerr=table["sd (pretrained)"], label=pretrained, capsize=3)
-    ax.bar([i + 0.2 for i in x], table["from scratch"], 0.4, yerr=table["sd (scratch)"], label="from scratch",
-           capsize=3)
-    ax.set_xticks(list(x), [t.split("_", 1)[-1] for t in table["target"]])
+    inits = [c[: -len(" mean")] for c in table.columns if c.endswith(" mean")]
+    width = 0.8 / len(inits)
+    fig, ax = plt.subplots(figsize=(1.8 + 1.2 * len(table) * max(1, len(inits) / 2), 3.2))
+    for j, init in enumerate(inits):
+        xs = [i - 0.4 + width * (j + 0.5) for i in range(len(table))]
+        ax.bar(xs, table[f"{init} mean"], width, yerr=table[f"{init} sd"], label=init, capsize=2)
+    ax.set_xticks(list(range(len(table))), [t.split("_", 1)[-1] for t in table["target"]])
     ax.set_ylabel("Dice (test cases)")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(folder / "dice_bars.png", dpi=120)
     plt.close(fig)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +24,21 @@ from nnunet_transfer.pipeline import results_folder
 from nnunet_transfer.planning.attach import attach, default_output_plans
 from nnunet_transfer.planning.common import quiet
 from nnunet_transfer.planning.shared import plan_shared
+from nnunet_transfer.planning.twin import TWIN_CONFIGURATION
 
 MARKER = ".nnunet_transfer_demo"
 FIRST_ID = 900
 PLANS = "nnUNetTransferPlans"
-SOURCE = "mri_seg_source"
 TARGETS = ("stroke", "ms", "anatomy")
-PRETRAINER = "nnUNetTrainerPretrainSegmentation"
+# source key -> (demo dataset, pretraining trainer): the study's task x domain grid
+SOURCES = {
+    "mri_seg": ("mri_seg_source", "nnUNetTrainerPretrainSegmentation"),
+    "mri_cls": ("mri_cls_source", "nnUNetTrainerPretrainClassification"),
+    "mri_ssl": ("mri_unlabeled", "nnUNetTrainerPretrainModelsGenesis"),
+    "natural_seg": ("natural_seg_source", "nnUNetTrainerPretrainSegmentation"),
+    "natural_cls": ("natural_cls_source", "nnUNetTrainerPretrainClassification"),
+    "natural_ssl": ("natural_unlabeled", "nnUNetTrainerPretrainModelsGenesis"),
+}
 FINETUNER, SCRATCH = "nnUNetTrainerFinetune", "nnUNetTrainerFromScratch"
 
 
@@ -75,15 +84,16 @@ def _training_env(device: str) -> dict[str, str]:
     return {"nnUNet_n_proc_DA": os.environ.get("nnUNet_n_proc_DA", "0")} if device == "cpu" else {}
 
 
-def _datasets(output: Path, preset: DemoPreset, seed: int) -> dict[str, str]:
+def _datasets(output: Path, preset: DemoPreset, seed: int, sources: Sequence[str]) -> dict[str, str]:
     """Demo dataset key -> dataset name; datasets already written (atomically) are kept."""
     raw = output / "nnUNet_raw"
+    keys = list(dict.fromkeys(list(sources) + list(TARGETS)))
     existing = {}
-    for key in (SOURCE,) + TARGETS:
+    for key in keys:
         found = sorted(raw.glob(f"Dataset{FIRST_ID + DEMO_DATASETS[key]:03d}_*"))
         if found:
             existing[key] = found[0].name
-    missing = [k for k in (SOURCE,) + TARGETS if k not in existing]
+    missing = [k for k in keys if k not in existing]
     if missing:
         written = write_demo_datasets(raw, preset.size, seed=seed, first_id=FIRST_ID, which=missing)
         existing.update({k: p.name for k, p in written.items()})
@@ -91,46 +101,70 @@ def _datasets(output: Path, preset: DemoPreset, seed: int) -> dict[str, str]:
 
 
 def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, seed: int = 0,
-             device: str | None = None, fresh: bool = False) -> pd.DataFrame:
-    """Run the whole demo; return (and print, and save) the Dice table."""
-    preset = QUICK if quick else DEFAULT
+             device: str | None = None, fresh: bool = False, sources: Sequence[str] = ("mri_seg",),
+             preset: DemoPreset | None = None) -> pd.DataFrame:
+    """Run the whole demo; return (and print, and save) the Dice table.
+
+    ``sources``: keys of ``SOURCES`` (default ``mri_seg``; ``all`` for the six task x domain
+    combinations). Every target is fine-tuned from every source and trained from scratch.
+    ``preset`` overrides the quick / default preset (tests use a tiny one).
+    """
+    preset = preset or (QUICK if quick else DEFAULT)
+    sources = list(SOURCES) if "all" in sources else list(dict.fromkeys(sources))
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown or not sources:
+        raise NnunetTransferError(f"Unknown demo source(s) {unknown}; choose from {', '.join(SOURCES)} or all.")
     output = Path(output).resolve()
     device = device or nnunet_commands.default_device()
     _prepare_folder(output, fresh)
     _set_environment(output, device)
     logs = output / "logs"
     cfg = preset.configuration
-    steps = tqdm(total=4 + 3 * len(TARGETS), desc=f"demo ({preset.name})", unit="step", position=0)
+    steps = tqdm(total=3 + len(sources) + (len(sources) + 2) * len(TARGETS), desc=f"demo ({preset.name})",
+                 unit="step", position=0)
 
     steps.set_postfix_str("writing datasets")
-    names = _datasets(output, preset, seed)
+    names = _datasets(output, preset, seed, [SOURCES[s][0] for s in sources])
     steps.update()
 
-    source, targets = names[SOURCE], [names[t] for t in TARGETS]
+    targets = [names[t] for t in TARGETS]
+    # the MRI segmentation source (or else the anatomy target) is the reference of the shared plans
+    reference = names[SOURCES["mri_seg"][0]] if "mri_seg" in sources else names["anatomy"]
+    natural = any(SOURCES[s][0].startswith("natural") for s in sources)
+    twin = natural and cfg != "2d"  # 2D sources pretrain the 2D twin of the 3D network
     steps.set_postfix_str("shared plans + preprocessing")
-    planned = output / ".planned"  # written only after plans *and* preprocessing finished
+    planned = output / f".planned_{'_'.join(sorted(sources))}"  # written only after plans *and* preprocessing
     if not planned.is_file():
-        plan_shared(source, targets, PLANS, [cfg], num_processes=2, schedule=preset.schedule,
-                    batch_size=preset.batch_size, progress=False)
+        others = [names[SOURCES[s][0]] for s in sources] + targets
+        plan_shared(reference, [n for n in others if n != reference], PLANS, [cfg], num_processes=2,
+                    schedule=preset.schedule, batch_size=preset.batch_size, twin=twin, progress=False)
         planned.touch()
     steps.update()
 
-    steps.set_postfix_str(f"pretraining on {source}")
-    checkpoint = _train(source, cfg, PRETRAINER, PLANS, logs, preset, device)
-    steps.update()
+    checkpoints = {}
+    for key in sources:
+        dataset, trainer = names[SOURCES[key][0]], SOURCES[key][1]
+        source_cfg = TWIN_CONFIGURATION if twin and key.startswith("natural") else cfg
+        steps.set_postfix_str(f"pretraining on {dataset}")
+        checkpoints[key] = _train(dataset, source_cfg, trainer, PLANS, logs, preset, device)
+        steps.update()
 
-    ft_plans = default_output_plans(PLANS, source)
     runs = []
     for target in targets:
-        steps.set_postfix_str(f"fine-tuning on {target}")
-        attach(checkpoint, target, PLANS, ft_plans)
-        _train(target, cfg, FINETUNER, ft_plans, logs, preset, device)
-        steps.update()
+        models = []
+        for key in sources:
+            steps.set_postfix_str(f"fine-tuning {target} from {key}")
+            ft_plans = default_output_plans(PLANS, names[SOURCES[key][0]])
+            attach(checkpoints[key], target, PLANS, ft_plans)
+            _train(target, cfg, FINETUNER, ft_plans, logs, preset, device)
+            models.append((key, FINETUNER, ft_plans))
+            steps.update()
         steps.set_postfix_str(f"from scratch on {target}")
         _train(target, cfg, SCRATCH, PLANS, logs, preset, device)
+        models.append(("scratch", SCRATCH, PLANS))
         steps.update()
         steps.set_postfix_str(f"predicting {target}")
-        for label, trainer, plans in (("pretrained", FINETUNER, ft_plans), ("scratch", SCRATCH, PLANS)):
+        for label, trainer, plans in models:
             pred = output / "predictions" / target / label
             _predict(target, cfg, trainer, plans, pred, logs, device)
             runs.append({"target": target, "initialisation": label, "predictions": pred})
@@ -139,7 +173,7 @@ def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, s
     with quiet():
         per_case = pd.concat([evaluate_predictions(r["predictions"], r["target"]).assign(
             target=r["target"], initialisation=r["initialisation"]) for r in runs], ignore_index=True)
-    table = dice_table(per_case, source)
+    table = dice_table(per_case)
     save_table(table, per_case, output / "results")
     steps.update()
     steps.close()
