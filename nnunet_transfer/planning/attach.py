@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.planning.common import load_plans, plans_path, resolve_dataset, write_plans
 from nnunet_transfer.planning.like_checkpoint import check_channels, describe_checkpoint
 from nnunet_transfer.trainers.schedule import Strategy
-from nnunet_transfer.transfer.rules import TransferRules, default_load
+from nnunet_transfer.transfer.rules import TransferRules
 
 TRANSFER_KEY = "transfer"
 
@@ -51,8 +51,7 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
     name = resolve_dataset(target)
     ckpt = describe_checkpoint(checkpoint, allow_bare=True)  # a bare state dict of a compatible network works
     check_channels(ckpt, name, rules.input_channels)
-    if rules.load is None:
-        rules = replace(rules, load=default_load(ckpt.metadata))
+    rules = rules.with_default_load(ckpt.metadata)
     plans = load_plans(name, plans_name)
     dims = len(ckpt.configuration_dict["patch_size"])
     usable = [c for c, cfg in plans["configurations"].items()

@@ -1,7 +1,6 @@
 """Preview a transfer: the TransferReport for a checkpoint and a target, without training."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from nnunet_transfer.io import read_json
@@ -11,7 +10,7 @@ from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, extract_sta
 from nnunet_transfer.transfer.compat import check_compatible
 from nnunet_transfer.transfer.load import preview_with_rules
 from nnunet_transfer.transfer.report import TransferReport
-from nnunet_transfer.transfer.rules import TransferRules, default_load
+from nnunet_transfer.transfer.rules import TransferRules
 
 
 def preview(checkpoint: str | Path, target: int | str, plans_name: str, configuration: str,
@@ -32,8 +31,7 @@ def preview(checkpoint: str | Path, target: int | str, plans_name: str, configur
                                      len(channel_names(name)), labels.num_segmentation_heads, deep_supervision=True)
     ckpt = load_checkpoint(checkpoint)
     source = extract_state_dict(ckpt)
-    if rules.load is None:
-        rules = replace(rules, load=default_load(checkpoint_metadata(ckpt)))
+    rules = rules.with_default_load(checkpoint_metadata(ckpt))
     check_compatible(source, network, f"Checkpoint {checkpoint}", f"the {configuration} network of {name}", rules)
     report = preview_with_rules(source, network, rules)
     report.checkpoint = str(checkpoint)

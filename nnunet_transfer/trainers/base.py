@@ -16,6 +16,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.trainers.metadata import add_metadata_to_checkpoint, build_metadata
 
 SCHEDULE_KEY = "training_schedule"
 SCHEDULE_FIELDS = {
@@ -76,3 +77,32 @@ class TransferTrainerBase(nnUNetTrainer):
                 f"fold={self.fold}): fold 'all' has no held-out cases.")
             return
         super().perform_actual_validation(save_probabilities)
+
+
+PRETRAINING_KEY = "pretraining"  # plans key with the settings of a pretraining mode
+
+
+class PretrainingTrainerBase(TransferTrainerBase):
+    """What every pretraining trainer shares: self-describing checkpoints (the ``nnunet_transfer``
+    block, loadable with ``weights_only=True``), its settings from the plans' ``pretraining`` block,
+    and replacing nnU-Net's U-Net by a network with a pretraining head."""
+
+    pretraining_mode = "segmentation"
+    pretext_name: str | None = None
+
+    @property
+    def pretraining_settings(self) -> dict:
+        return dict(self.plans_manager.plans.get(PRETRAINING_KEY) or {})
+
+    def checkpoint_metadata(self) -> dict:
+        return build_metadata(self, self.pretraining_mode, self.pretext_name)
+
+    def save_checkpoint(self, filename: str) -> None:
+        super().save_checkpoint(filename)
+        if self.local_rank == 0 and not self.disable_checkpointing:
+            add_metadata_to_checkpoint(filename, self.checkpoint_metadata())
+
+    def replace_network(self, network: torch.nn.Module) -> None:
+        """Use ``network`` (built around the initialised U-Net) and rebuild the optimizer for it."""
+        self.network = network.to(self.device)
+        self.optimizer, self.lr_scheduler = self.configure_optimizers()

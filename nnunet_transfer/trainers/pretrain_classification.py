@@ -9,13 +9,11 @@ from torch import nn
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.io import write_json_atomic
-from nnunet_transfer.trainers.base import TransferTrainerBase
+from nnunet_transfer.trainers.base import PretrainingTrainerBase
 from nnunet_transfer.trainers.class_labels import read_class_labels
 from nnunet_transfer.trainers.heads import EncoderClassifier
-from nnunet_transfer.trainers.metadata import add_metadata_to_checkpoint, build_metadata
 from nnunet_transfer.transfer.load import unwrap_model
 
-PRETRAINING_KEY = "pretraining"  # plans key: {"class_weights": "balanced" | null, "pool_stages": [-1]}
 REPORT_FILE = "classification_report.json"
 
 
@@ -31,7 +29,7 @@ def classification_scores(labels: np.ndarray, predictions: np.ndarray, num_class
             "recall_per_class": recall, "confusion_matrix": confusion.tolist(), "n": int(len(labels))}
 
 
-class nnUNetTrainerPretrainClassification(TransferTrainerBase):
+class nnUNetTrainerPretrainClassification(PretrainingTrainerBase):
     """Classification pretraining on the shared plans (2D or 3D, any channel count).
 
     Global average pooling of the bottleneck (``pretraining.pool_stages`` for several encoder
@@ -49,7 +47,7 @@ class nnUNetTrainerPretrainClassification(TransferTrainerBase):
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.enable_deep_supervision = False
-        settings = self.plans_manager.plans.get(PRETRAINING_KEY, {}) or {}
+        settings = self.pretraining_settings  # {"class_weights": "balanced" | null, "pool_stages": [-1]}
         self.class_weighting = settings.get("class_weights")
         self.pool_stages = settings.get("pool_stages", [-1])
         if self.class_weighting not in (None, "balanced"):
@@ -59,9 +57,7 @@ class nnUNetTrainerPretrainClassification(TransferTrainerBase):
 
     def initialize(self):
         super().initialize()
-        unet = unwrap_model(self.network)
-        self.network = EncoderClassifier(unet, len(self.class_names), self.pool_stages).to(self.device)
-        self.optimizer, self.lr_scheduler = self.configure_optimizers()
+        self.replace_network(EncoderClassifier(unwrap_model(self.network), len(self.class_names), self.pool_stages))
         weight = None
         if self.class_weighting == "balanced":
             counts = np.bincount(list(self.case_labels.values()), minlength=len(self.class_names)).astype(float)
@@ -123,12 +119,8 @@ class nnUNetTrainerPretrainClassification(TransferTrainerBase):
             return torch.cat([self.network(_fit(s, patch).to(self.device)) for s in slices.split(16)]).mean(0)
         return self.network(_fit(data, patch).unsqueeze(0).to(self.device))[0]
 
-    def save_checkpoint(self, filename: str) -> None:
-        super().save_checkpoint(filename)
-        if self.local_rank == 0 and not self.disable_checkpointing:
-            meta = build_metadata(self, self.pretraining_mode)
-            meta["class_names"] = self.class_names
-            add_metadata_to_checkpoint(filename, meta)
+    def checkpoint_metadata(self) -> dict:
+        return dict(super().checkpoint_metadata(), class_names=self.class_names)
 
 
 def _fit(x: torch.Tensor, patch: list[int]) -> torch.Tensor:

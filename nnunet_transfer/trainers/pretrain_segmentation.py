@@ -1,11 +1,10 @@
 """Segmentation pretraining: nnU-Net's own objective, with a self-describing checkpoint."""
 from __future__ import annotations
 
-from nnunet_transfer.trainers.base import TransferTrainerBase
-from nnunet_transfer.trainers.metadata import add_metadata_to_checkpoint, build_metadata
+from nnunet_transfer.trainers.base import PretrainingTrainerBase
 
 
-class nnUNetTrainerPretrainSegmentation(TransferTrainerBase):
+class nnUNetTrainerPretrainSegmentation(PretrainingTrainerBase):
     """Train the shared-plans network on a source segmentation dataset.
 
     Identical to nnUNetTrainer (loss, augmentation, schedule from ``training_schedule``);
@@ -15,9 +14,3 @@ class nnUNetTrainerPretrainSegmentation(TransferTrainerBase):
     """
 
     pretraining_mode = "segmentation"
-    pretext = None
-
-    def save_checkpoint(self, filename: str) -> None:
-        super().save_checkpoint(filename)
-        if self.local_rank == 0 and not self.disable_checkpointing:
-            add_metadata_to_checkpoint(filename, build_metadata(self, self.pretraining_mode, self.pretext))

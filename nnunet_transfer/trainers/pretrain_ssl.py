@@ -16,12 +16,9 @@ from torch import nn
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.pretext import (ContextRestoration, MaskedImageModeling, ModelsGenesis, RotationPrediction,
                                      SimCLRViews, nt_xent)
-from nnunet_transfer.trainers.base import TransferTrainerBase
+from nnunet_transfer.trainers.base import PretrainingTrainerBase
 from nnunet_transfer.trainers.heads import EncoderClassifier
-from nnunet_transfer.trainers.metadata import add_metadata_to_checkpoint, build_metadata
 from nnunet_transfer.transfer.load import unwrap_model
-
-PRETRAINING_KEY = "pretraining"
 
 
 class MaskedMSE(nn.Module):
@@ -35,10 +32,9 @@ class MaskedMSE(nn.Module):
         return nn.functional.mse_loss(output, target)
 
 
-class SelfSupervisedTrainerBase(TransferTrainerBase):
+class SelfSupervisedTrainerBase(PretrainingTrainerBase):
     """Shared wiring: the pretext from the plans, its seeded generator, the pretext-loss validation."""
 
-    pretext_name = ""
     pretext_class = None
     pretraining_mode = "self-supervised"
 
@@ -46,7 +42,7 @@ class SelfSupervisedTrainerBase(TransferTrainerBase):
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.enable_deep_supervision = False
-        settings = dict(self.plans_manager.plans.get(PRETRAINING_KEY, {}) or {})
+        settings = self.pretraining_settings
         seed = settings.pop("seed", 0)
         try:
             self.pretext = self.pretext_class(**settings.get(self.pretext_name, {}))
@@ -56,7 +52,9 @@ class SelfSupervisedTrainerBase(TransferTrainerBase):
         self.val_seed = int(seed) + 1
 
     def corrupt(self, batch: dict, generator: torch.Generator) -> dict:
-        raise NotImplementedError
+        """The batch with the pretext's input as data and its target (image or class indices)."""
+        out = self.pretext(batch["data"].float(), generator)
+        return dict(batch, data=out.input, target=out.target)
 
     def train_step(self, batch: dict) -> dict:
         return super().train_step(self.corrupt(batch, self.generator))
@@ -78,11 +76,6 @@ class SelfSupervisedTrainerBase(TransferTrainerBase):
     def perform_actual_validation(self, save_probabilities: bool = False):
         self.print_to_log_file("Self-supervised pretraining: no segmentation validation.")
 
-    def save_checkpoint(self, filename: str) -> None:
-        super().save_checkpoint(filename)
-        if self.local_rank == 0 and not self.disable_checkpointing:
-            add_metadata_to_checkpoint(filename, build_metadata(self, self.pretraining_mode, self.pretext_name))
-
 
 class ReconstructionTrainerBase(SelfSupervisedTrainerBase):
     """The whole U-Net restores the image: as many outputs as input channels, MSE loss."""
@@ -99,7 +92,7 @@ class ReconstructionTrainerBase(SelfSupervisedTrainerBase):
 
     def corrupt(self, batch: dict, generator: torch.Generator) -> dict:
         out = self.pretext(batch["data"].float(), generator)
-        target = out.target if out.mask is None else torch.cat([out.target, out.mask.float()], dim=1)
+        target = out.target if out.mask is None else torch.cat([out.target, out.mask.float()], dim=1)  # MaskedMSE
         return dict(batch, data=out.input, target=target)
 
 
@@ -128,13 +121,8 @@ class nnUNetTrainerPretrainRotation(SelfSupervisedTrainerBase):
 
     def initialize(self):
         super().initialize()
-        self.network = EncoderClassifier(unwrap_model(self.network), 4).to(self.device)
-        self.optimizer, self.lr_scheduler = self.configure_optimizers()
+        self.replace_network(EncoderClassifier(unwrap_model(self.network), 4))
         self.loss = nn.CrossEntropyLoss()
-
-    def corrupt(self, batch: dict, generator: torch.Generator) -> dict:
-        out = self.pretext(batch["data"].float(), generator)
-        return dict(batch, data=out.input, target=out.target)
 
 
 class ProjectionNetwork(EncoderClassifier):
@@ -167,11 +155,5 @@ class nnUNetTrainerPretrainSimCLR(SelfSupervisedTrainerBase):
 
     def initialize(self):
         super().initialize()
-        self.network = ProjectionNetwork(unwrap_model(self.network)).to(self.device)
-        self.optimizer, self.lr_scheduler = self.configure_optimizers()
-        temperature = (self.plans_manager.plans.get(PRETRAINING_KEY, {}) or {}).get("temperature", 0.1)
-        self.loss = NTXentLoss(float(temperature))
-
-    def corrupt(self, batch: dict, generator: torch.Generator) -> dict:
-        out = self.pretext(batch["data"].float(), generator)
-        return dict(batch, data=out.input, target=out.target)
+        self.replace_network(ProjectionNetwork(unwrap_model(self.network)))
+        self.loss = NTXentLoss(float(self.pretraining_settings.get("temperature", 0.1)))

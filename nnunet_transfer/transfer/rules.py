@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import nn
@@ -39,6 +39,10 @@ class TransferRules:
                                           f"{', '.join(a for a in allowed if a)}.")
         if not isinstance(self.strict, bool):
             raise NnunetTransferError(f"transfer.strict must be true or false, got {self.strict!r}.")
+
+    def with_default_load(self, metadata: Mapping | None) -> "TransferRules":
+        """These rules with ``load`` decided by the checkpoint's block (``default_load``) when unset."""
+        return self if self.load is not None else replace(self, load=default_load(metadata))
 
     @classmethod
     def from_block(cls, block: Mapping) -> "TransferRules":
