@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Transfer learning on top of nnU-Net v2: shared plans, pretraining, weight transfer, fine-tuning."))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _add_convert(sub)
+
     p = sub.add_parser("env", help="print the export lines that make stock nnU-Net find our trainers")
     p.set_defaults(func=cmd_env)
 
@@ -219,6 +221,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-np", type=int, default=1, help="worker processes (default 1)")
     p.set_defaults(func=cmd_demo_data)
     return parser
+
+
+def cmd_convert(args: argparse.Namespace) -> None:
+    from nnunet_transfer.conversion.run import bad_cases_message, convert
+    from nnunet_transfer.conversion.validate import GeometryPolicy
+    from nnunet_transfer.environment import require_nnunet_folders
+
+    raw = args.raw_folder or require_nnunet_folders("nnUNet_raw")["nnUNet_raw"]
+    result = convert(args.converter, args.source, args.dataset_id, raw, name=args.name, overwrite=args.overwrite,
+                     dry_run=args.dry_run, skip_bad=args.skip_bad, workers=args.workers,
+                     policy=GeometryPolicy(args.geometry_tolerance, args.resample_to_image),
+                     options={dest: getattr(args, dest) for dest in args.option_dests})
+    if args.dry_run:
+        for r in result.results:
+            print(f"{r.case.case_id}\t{r.case.split}\t{', '.join(r.files)}" + ("\tBAD" if r.problems else ""))
+        if result.bad:
+            print(bad_cases_message(result.bad, len(result.results)))
+    elif result.bad:
+        print(f"skipped {len(result.bad)} bad case(s) (listed in dataset.json):", file=sys.stderr)
+        print(bad_cases_message(result.bad, len(result.results)).split("\n", 1)[1].rsplit("\n", 1)[0],
+              file=sys.stderr)
+    print(result.summary())
+
+
+def _add_convert(sub) -> None:
+    from nnunet_transfer.conversion.registry import converters
+
+    p = sub.add_parser("convert", help="turn a public dataset's download, as published, into an nnU-Net raw dataset",
+                       description="Convert a public dataset's download into an nnU-Net raw dataset. Run "
+                                   "'nnunet_transfer convert DATASET -h' for a dataset's own options.")
+    datasets = p.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    for key, converter in converters().items():
+        q = datasets.add_parser(key, help=converter.title, description=f"{converter.title}. {converter.help}")
+        q.add_argument("source", metavar="SOURCE_DIR", help="the extracted download (only read, never modified)")
+        q.add_argument("-d", dest="dataset_id", type=int, required=True, help="nnU-Net dataset id (1-999)")
+        q.add_argument("--name", help=f"dataset name (default {converter.default_name}): DatasetXXX_NAME")
+        q.add_argument("--raw-folder", help="where to write (default $nnUNet_raw)")
+        q.add_argument("--overwrite", action="store_true", help="replace an existing dataset of the same id and name")
+        q.add_argument("--dry-run", action="store_true", help="read and check every case, list what would be "
+                                                               "written and every problem; write nothing")
+        q.add_argument("--skip-bad", action="store_true", help="convert the good cases, list the bad ones")
+        q.add_argument("--workers", type=int, default=_default_processes(), help="parallel reader processes")
+        q.add_argument("--geometry-tolerance", type=float, default=1e-3,
+                       help="largest header difference (mm) between image and mask copied over (default 1e-3)")
+        q.add_argument("--resample-to-image", action="store_true",
+                       help="resample masks / channels whose geometry differs beyond the tolerance onto the image")
+        group = q.add_argument_group(f"{key} options")
+        converter.add_arguments(group)
+        q.set_defaults(func=cmd_convert, converter=converter, option_dests=[a.dest for a in group._group_actions])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

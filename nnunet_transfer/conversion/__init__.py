@@ -1,0 +1,1 @@
+"""Converters from public datasets, as published, to nnU-Net raw datasets (``nnunet_transfer convert``)."""
