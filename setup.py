@@ -32,8 +32,10 @@ setup(
         "tqdm>=4.60",
         "threadpoolctl>=3",
         "Pillow>=9",
+        "xlrd>=2",  # IXI.xls (old Excel format) in the IXI converter
+        "submitit>=1.5",
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
+    extras_require={"test": ["pytest>=7", "hypothesis>=6", "xlwt>=1.3"]}  # xlwt writes the IXI.xls fixture,
     entry_points={"console_scripts": ["nnunet_transfer=nnunet_transfer.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Medical Science Apps."],
 )

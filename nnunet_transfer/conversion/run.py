@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from nnunet_transfer import __version__
 from nnunet_transfer.conversion.common import Case, CaseProblem, Conversion, Converter
-from nnunet_transfer.conversion.validate import (GeometryPolicy, align, check_intensities, head_placeholder,
+from nnunet_transfer.conversion.validate import (GeometryPolicy, align, check_intensities, count_non_finite,
+                                                 head_placeholder,
                                                  read_picture, read_volume, resize_shorter)
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.io import atomic_directory, write_json_atomic
@@ -87,7 +88,9 @@ def _read_nifti_case(case: Case, reader: _Reader) -> tuple[list[sitk.Image], np.
     problems: list[str] = []
     images = [read_volume(p) for p in case.images]
     for path, image in zip(case.images, images):
-        problem = check_intensities(sitk.GetArrayViewFromImage(image), path)
+        non_finite = count_non_finite(path)
+        problem = (f"{path} contains {non_finite} NaN / inf voxels" if non_finite else
+                   check_intensities(sitk.GetArrayViewFromImage(image), path))
         if problem:
             problems.append(problem)
     for i in range(1, len(images)):
@@ -235,6 +238,8 @@ def _dataset_json(conversion: Conversion, converter: Converter, good: list[CaseR
     if conversion.class_names is not None:
         content["class_names"] = conversion.class_names
         content["class_labels_file"] = CLASS_LABELS_FILE
+        if conversion.class_descriptions:
+            content["class_descriptions"] = conversion.class_descriptions
     content["nnunet_transfer"] = {
         "converter": converter.key, "options": conversion.options, "version": __version__,
         "notes": conversion.notes, "empty_label_maps": sum(r.foreground_voxels == 0 for r in train),

@@ -54,6 +54,24 @@ def read_volume(path: Path) -> sitk.Image:
     return image
 
 
+def count_non_finite(path: Path) -> int:
+    """NaN / inf voxels of a floating-point NIfTI / Analyze file, counted with nibabel.
+
+    SimpleITK (2.5) reads NaN and inf as 0, so a volume with holes of NaN would pass unnoticed
+    (and nnU-Net, which reads with SimpleITK, would train on the zeros). Integer files cannot hold
+    NaN and are not read twice.
+    """
+    import nibabel
+
+    try:
+        image = nibabel.load(str(path))
+    except Exception:  # noqa: BLE001 - SimpleITK already read it; nibabel's opinion only matters for NaN
+        return 0
+    if not np.issubdtype(image.get_data_dtype(), np.floating):
+        return 0
+    return int((~np.isfinite(np.asanyarray(image.dataobj))).sum())
+
+
 def geometry_difference(reference: sitk.Image, other: sitk.Image) -> tuple[str, float]:
     """('', 0) when sizes match and the largest header difference is reported as a number; a sentence
     naming the first size mismatch otherwise."""
