@@ -189,11 +189,15 @@ def write_plans(plans: dict, name: str) -> Path:
     """Write plans atomically and make sure the preprocessed folder has its dataset.json."""
     raw_folder = require_nnunet_folders("nnUNet_raw")["nnUNet_raw"] / name
     preprocessed_dir(name).mkdir(parents=True, exist_ok=True)
-    for file in ("dataset.json", "class_labels.json"):  # training needs both where only preprocessed data exist
-        if (raw_folder / file).is_file():
+    # Training needs these where only preprocessed data exist. A converter's patient-level
+    # splits_final.json is copied only when the preprocessed folder has none: a split chosen
+    # there (or made by an earlier training) is kept.
+    for file in ("dataset.json", "class_labels.json", "splits_final.json"):
+        target = preprocessed_dir(name) / file
+        if (raw_folder / file).is_file() and not (file == "splits_final.json" and target.is_file()):
             tmp = preprocessed_dir(name) / f".{file}.tmp"
             shutil.copyfile(raw_folder / file, tmp)
-            os.replace(tmp, preprocessed_dir(name) / file)
+            os.replace(tmp, target)
     return write_json_atomic(plans, plans_path(name, plans["plans_name"]))
 
 

@@ -52,3 +52,20 @@ def test_inherited_configuration_is_resolved():
 def test_default_plans_copy_name_is_nnunet_safe():
     name = default_output_plans("nnUNetTransferPlans", "Dataset901_DemoMRISegSource")
     assert name == "nnUNetTransferPlans_from_DemoMRISegSource" and "__" not in name
+
+
+def test_write_plans_copies_dataset_files_and_keeps_an_existing_split(nnunet_folders):
+    import json
+
+    from nnunet_transfer.planning.common import write_plans
+    raw = nnunet_folders["nnUNet_raw"] / "Dataset001_X"
+    raw.mkdir()
+    for file, content in (("dataset.json", {"labels": {}}), ("class_labels.json", {"class_names": ["a"]}),
+                          ("splits_final.json", [{"train": ["a"], "val": ["b"]}])):
+        (raw / file).write_text(json.dumps(content))
+    pre = nnunet_folders["nnUNet_preprocessed"] / "Dataset001_X"
+    write_plans({"plans_name": "P", "configurations": {}}, "Dataset001_X")
+    assert all((pre / f).is_file() for f in ("dataset.json", "class_labels.json", "splits_final.json", "P.json"))
+    (pre / "splits_final.json").write_text(json.dumps([{"train": ["b"], "val": ["a"]}]))
+    write_plans({"plans_name": "P", "configurations": {}}, "Dataset001_X")
+    assert json.loads((pre / "splits_final.json").read_text())[0]["val"] == ["a"]
