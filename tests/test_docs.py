@@ -46,3 +46,15 @@ def test_every_schedule_key_is_documented():
     from nnunet_transfer.trainers.base import SCHEDULE_FIELDS
     text = (DOCS / "reference" / "plans.md").read_text()
     assert all(f"`{key}`" in text for key in list(SCHEDULE_FIELDS) + ["final_validation"])
+
+
+def test_every_common_convert_option_is_in_the_convert_reference():
+    text = (DOCS / "reference" / "convert.md").read_text()
+    rows = "\n".join(line for line in text.split("## Options every converter has")[1].split("\n## ")[0].splitlines()
+                     if line.startswith("| `"))
+    datasets = next(a for a in _subparsers()["convert"]._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    for key, parser in datasets.items():
+        own = next(g for g in parser._action_groups if g.title == f"{key} options")._group_actions
+        common = {f for a in parser._actions if a not in own for f in a.option_strings} - {"-h", "--help"}
+        assert common == set(re.findall(r"`(-{1,2}[a-z][a-z0-9-]*)", rows)), key
+    assert set(datasets) == set(re.findall(r"^\| `([a-z][a-z0-9-]*)` \|", text, flags=re.M))
