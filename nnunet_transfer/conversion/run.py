@@ -59,6 +59,7 @@ class ConversionResult:
     dry_run: bool
     results: list[CaseResult]
     written: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # Conversion.notes (left-out cases, ...), printed by summary()
 
     @property
     def good(self) -> list[CaseResult]:
@@ -74,7 +75,7 @@ class ConversionResult:
         text = f"{verb} {self.folder}: {n['train']} training case(s), {n['test']} test case(s)"
         if self.bad:
             text += f"; {len(self.bad)} bad case(s) {'would be ' if self.dry_run else ''}skipped"
-        return text
+        return text + "".join(f"\nnote: {n}" for n in self.notes)
 
 
 def _check_labels(label: np.ndarray, allowed: frozenset[int]) -> str | None:
@@ -291,9 +292,11 @@ def convert(converter: Converter, source: str | os.PathLike, dataset_id: int, ra
     cases = sorted(conversion.cases, key=lambda c: (c.split, c.case_id))
     desc = f"{'check' if dry_run else 'convert'} {converter.key}"
     if dry_run:
-        return ConversionResult(folder, True, _process_all(cases, reader, None, workers, desc))
+        return ConversionResult(folder, True, _process_all(cases, reader, None, workers, desc),
+                                notes=list(conversion.notes))
     with atomic_directory(folder, overwrite=overwrite) as tmp:
-        result = ConversionResult(folder, False, _process_all(cases, reader, tmp, workers, desc))
+        result = ConversionResult(folder, False, _process_all(cases, reader, tmp, workers, desc),
+                                  notes=list(conversion.notes))
         _finish(result, conversion, converter, name, skip_bad, tmp)
     return result
 
