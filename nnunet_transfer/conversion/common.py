@@ -95,6 +95,8 @@ class Conversion:
     resize_shorter: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Human-readable meaning of each class name (ImageNet synset id -> "tench, Tinca tinca"); dataset.json.
+    class_descriptions: dict[str, str] | None = None
 
     @property
     def file_ending(self) -> str:
