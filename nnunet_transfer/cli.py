@@ -129,6 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_convert(sub)
 
+    from nnunet_transfer.evaluation.cli import add_parser as add_evaluate_parser
+    add_evaluate_parser(sub)
+
+    p = sub.add_parser("study", help="run a transfer study from a study file: plan, pretrain, fine-tune, test, "
+                                     "compare (resumable)")
+    p.add_argument("action", choices=["run", "status", "report"],
+                   help="run: every step not done yet, then the report; status: what is done / running / failed; "
+                        "report: the comparison table and figures")
+    p.add_argument("study", metavar="STUDY.toml", help="the study file (see documentation/reference/study.md)")
+    p.add_argument("--launcher", choices=["local", "slurm", "submitit-local"],
+                   help="run: where steps run (default: the study file's launcher.kind, else local)")
+    p.add_argument("--dry-run", action="store_true", help="run: list the steps (local) or jobs (slurm, "
+                                                          "submitit-local) that would run; run nothing")
+    p.set_defaults(func=cmd_study)
+
     p = sub.add_parser("env", help="print the export lines that make stock nnU-Net find our trainers")
     p.set_defaults(func=cmd_env)
 
@@ -243,6 +258,51 @@ def cmd_convert(args: argparse.Namespace) -> None:
         print(bad_cases_message(result.bad, len(result.results)).split("\n", 1)[1].rsplit("\n", 1)[0],
               file=sys.stderr)
     print(result.summary())
+
+
+def cmd_study(args: argparse.Namespace) -> None:
+    from nnunet_transfer.study.spec import load_study
+    study = load_study(args.study)
+    if args.action == "status":
+        from nnunet_transfer.study.runner import print_status
+        print_status(study)
+        return
+    if args.action == "run":
+        launcher = args.launcher or study.launcher.get("kind", "local")
+        if launcher == "local":
+            from nnunet_transfer.study.runner import run_local
+            if args.dry_run:
+                from nnunet_transfer.study.runner import status_table
+                from nnunet_transfer.study.steps import activate
+                activate(study)
+                table = status_table(study)
+                print(table[table["status"] != "done"][["step", "status"]].to_string(index=False))
+                return
+            failed = run_local(study)
+            if failed:
+                raise NnunetTransferError(f"{len(failed)} step(s) failed: {', '.join(failed)}; see "
+                                          f"'nnunet_transfer study status {args.study}' for their logs")
+        else:
+            from nnunet_transfer.study.launch import submit
+            try:
+                table = submit(study, launcher, dry_run=args.dry_run)
+            except Exception as e:  # submitit's FailedJobError carries the job's traceback
+                if isinstance(e, NnunetTransferError):
+                    raise
+                raise NnunetTransferError(f"a {launcher} job failed: {str(e).strip().splitlines()[-1]}; see "
+                                          f"'nnunet_transfer study status {args.study}'") from None
+            print(table.to_string(index=False))
+            if launcher == "slurm" and not args.dry_run:
+                print(f"submitted; follow with: nnunet_transfer study status {args.study}")
+                return
+        if args.dry_run:
+            return
+    from nnunet_transfer.study.report import write_report
+    from nnunet_transfer.study.steps import activate
+    activate(study)
+    files = write_report(study)
+    print(files["table_md"].read_text())
+    print("\n".join(f"{k}: {v}" for k, v in files.items()))
 
 
 def _add_convert(sub) -> None:

@@ -21,6 +21,20 @@ EPOCH_LINE = re.compile(r"^(?:.*: )?Epoch (\d+)\s*$")
 OUR_ERROR = re.compile(r"(?:nnunet_transfer\.\S*Error|NnunetTransferError|TransferError): (.*)")
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to kill it when its parent dies.
+
+    A runner killed with SIGKILL must not leave an orphaned ``nnUNetv2_train`` writing into the
+    fold folder that the resumed runner is about to use.
+    """
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: no such guarantee
+        pass
+
+
 def default_device() -> str:
     import torch
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -44,7 +58,7 @@ def run_logged(cmd: Sequence[str], log_path: str | Path, desc: str, total: int |
         env = dict(env if env is not None else nnunet_subprocess_env())
         env.setdefault("PYTHONUNBUFFERED", "1")  # nnU-Net's epoch lines must arrive as they happen
         proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env, bufsize=1)
+                                env=env, bufsize=1, preexec_fn=_die_with_parent)
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
@@ -65,10 +79,13 @@ def run_logged(cmd: Sequence[str], log_path: str | Path, desc: str, total: int |
 
 def train(dataset: str, configuration: str, fold: str | int, trainer: str, plans: str, log_path: str | Path,
           epochs: int | None = None, continue_training: bool = False, device: str | None = None,
-          extra_env: dict[str, str] | None = None, progress: bool = True) -> None:
-    """``nnUNetv2_train DATASET CONFIG FOLD -tr TRAINER -p PLANS`` with our trainers discoverable."""
+          extra_env: dict[str, str] | None = None, progress: bool = True, num_gpus: int = 1) -> None:
+    """``nnUNetv2_train DATASET CONFIG FOLD -tr TRAINER -p PLANS`` with our trainers discoverable
+    (``-num_gpus N`` for nnU-Net's own multi-GPU training when ``num_gpus > 1``)."""
     cmd = ["nnUNetv2_train", dataset, configuration, str(fold), "-tr", trainer, "-p", plans,
            "-device", device or default_device()]
+    if num_gpus > 1:
+        cmd += ["-num_gpus", str(num_gpus)]
     if continue_training:
         cmd.append("--c")
     run_logged(cmd, log_path, f"train {trainer} {dataset}", epochs, nnunet_subprocess_env(extra_env), progress)

@@ -1,0 +1,38 @@
+"""Evaluate one run's test predictions for the study table (``nnunet_transfer.evaluation`` underneath)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from nnunet_transfer.io import write_json_atomic
+
+STUDY_COLUMNS = {"dice": "mDice", "miou": "mIoU", "lesion_tpr": "lesion_TPR"}
+
+
+def evaluate_run(raw_dataset: Path, predictions: Path, out_csv: Path, lesions: bool) -> None:
+    """Per-case metrics of ``predictions`` against ``raw_dataset/labelsTs`` into ``out_csv`` (atomic),
+    with the summary JSON beside it. Columns: the evaluation's per-case table (``mDice``, ``mIoU``,
+    ``Dice_<label>``, ...) plus ``lesion_TPR``, the mean detection rate over labels, when ``lesions``."""
+    from nnunet_transfer.evaluation.evaluate import EvaluationSettings, evaluate_folders
+
+    settings = EvaluationSettings(lesion_labels=None if lesions else ())
+    result = evaluate_folders(raw_dataset / "labelsTs", predictions, None, settings,
+                              dataset_json=raw_dataset / "dataset.json", progress=False)
+    table = result.per_case
+    if lesions:
+        columns = [c for c in table.columns if c.startswith("lesion_TPR_")]
+        with np.errstate(all="ignore"):
+            table["lesion_TPR"] = table[columns].astype(float).mean(axis=1, skipna=True) if columns else np.nan
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_csv.name}.", suffix=".tmp", dir=out_csv.parent)
+    os.close(fd)
+    try:
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, out_csv)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    write_json_atomic(result.summary, out_csv.with_suffix(".summary.json"))

@@ -1,0 +1,115 @@
+"""Run a study's steps as cluster jobs through submitit: SLURM, or submitit's local executor.
+
+One job for the shared plans, one per pretraining, one per (target, initialisation, strategy,
+fold) training with its prediction and evaluation. On SLURM every job is submitted at once with
+``afterok`` dependencies (fine-tuning waits for its pretraining); submitit's local executor has
+no dependencies, so jobs go in waves. Jobs record their steps in the same per-step state files
+as the local runner, so any launcher can resume what another started. Multi-GPU trainings use
+nnU-Net's own ``-num_gpus`` (``launcher.num_gpus``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from nnunet_transfer.study import state
+from nnunet_transfer.study.spec import Study, load_study
+from nnunet_transfer.study.steps import Step, activate, expand
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    steps: tuple[str, ...]
+    deps: tuple[str, ...]  # names of jobs that must succeed first
+
+
+def jobs(study: Study) -> list[Job]:
+    """The study's jobs in dependency order (the plan, pretrainings, then one job per trained model)."""
+    out = [Job("plan", ("plan",), ())]
+    out += [Job(s.id, (s.id,), ("plan",)) for s in expand(study) if s.kind == "pretrain"]
+    for step in expand(study):
+        if step.kind == "train":
+            out.append(Job(step.id.replace("train/", "run/", 1), (step.id, step.id.replace("train/", "test/", 1)),
+                           step.deps))
+    return out
+
+
+def run_job(study_file: str, step_ids: list[str]) -> list[str]:
+    """Job entry point (runs on the cluster node): run the given steps of the study in order."""
+    from nnunet_transfer.study.runner import run_step
+    study = load_study(study_file)
+    activate(study)
+    by_id: dict[str, Step] = {s.id: s for s in expand(study)}
+    for step_id in step_ids:
+        run_step(study, by_id[step_id])
+    return step_ids
+
+
+def _pending(study: Study, job: Job) -> bool:
+    return any(state.read_state(study.folder, s)["status"] != state.DONE for s in job.steps)
+
+
+def _parameters(study: Study, job: Job, slurm: bool) -> dict:
+    launcher = study.launcher
+    params = {"name": f"{study.name}:{job.name}", "timeout_min": int(launcher.get("timeout_min", 24 * 60))}
+    if slurm:
+        params.update({f"slurm_{k}": launcher[k] for k in ("partition", "account", "qos") if k in launcher})
+        params["gpus_per_node"] = int(launcher.get("gpus_per_node", launcher.get("num_gpus", 1)))
+        params["cpus_per_task"] = int(launcher.get("cpus_per_task", 8))
+        if "mem_gb" in launcher:
+            params["mem_gb"] = launcher["mem_gb"]
+    return params
+
+
+def plan_jobs(study: Study) -> pd.DataFrame:
+    """What would be submitted: job, steps, dependencies, status (``done`` jobs are not submitted)."""
+    return pd.DataFrame([{"job": j.name, "steps": ", ".join(j.steps), "after": ", ".join(j.deps) or "-",
+                          "submit": "yes" if _pending(study, j) else "no (done)"} for j in jobs(study)])
+
+
+def submit(study: Study, kind: str, dry_run: bool = False) -> pd.DataFrame:
+    """Submit the study's pending jobs (``kind``: ``slurm`` or ``submitit-local``); with ``dry_run`` only
+    return what would be submitted. Local jobs are awaited wave by wave (``launcher.max_parallel``
+    at a time); SLURM jobs are submitted with dependencies and not awaited. Returns the job table
+    with submitit's job ids."""
+    import submitit
+
+    activate(study)  # fail here, not on the cluster, when the nnU-Net folders are missing
+    table = plan_jobs(study)
+    if dry_run:
+        return table
+    pending = [j for j in jobs(study) if _pending(study, j)]
+    folder = study.folder / "submitit"
+    ids: dict[str, str] = {}
+    if kind == "slurm":
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        for job in pending:
+            after = [ids[d] for d in job.deps if d in ids]
+            extra = {"dependency": "afterok:" + ":".join(after)} if after else {}
+            executor.update_parameters(**_parameters(study, job, True), slurm_additional_parameters=extra)
+            ids[job.name] = executor.submit(run_job, str(study.path), list(job.steps)).job_id
+    else:
+        executor = submitit.AutoExecutor(folder=folder, cluster="local")
+        max_parallel = int(study.launcher.get("max_parallel", 1))
+        remaining = list(pending)
+        while remaining:
+            ready = [j for j in remaining if all(d not in {r.name for r in remaining} for d in j.deps)][:max_parallel]
+            if not ready:
+                break
+            submitted = []
+            for job in ready:
+                executor.update_parameters(**_parameters(study, job, False))
+                submitted.append((job, executor.submit(run_job, str(study.path), list(job.steps))))
+            for job, handle in submitted:
+                ids[job.name] = handle.job_id
+                handle.result()  # raises submitit's FailedJobError with the job's traceback
+                remaining.remove(job)
+    table["job_id"] = table["job"].map(ids).fillna("")
+    return table
+
+
+def submitit_folder(study: Study) -> Path:
+    return study.folder / "submitit"

@@ -1,0 +1,221 @@
+"""The study grid as steps, and how one step runs.
+
+Steps, in dependency order: ``plan`` (shared plans + preprocessing, once), ``pretrain/<source>``
+(once per source, fold ``all``), ``train/<target>/<init>/<strategy>/fold_<f>`` (fine-tuning from
+each source with each strategy, and ``scratch`` with the identical plans and schedule), and
+``test/...`` (``nnUNetv2_predict`` on the target's imagesTs, then the evaluation against its
+labelsTs). Every step runs stock nnU-Net commands; outputs are checked before a step is done.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.study.spec import SCRATCH_TRAINER, STRATEGIES, Source, Study, Target
+
+
+@dataclass(frozen=True)
+class Run:
+    """One trained model of the grid: a target, its initialisation and strategy, one fold."""
+
+    target: Target
+    source: Source | None  # None: from scratch
+    strategy: str  # a STRATEGIES key, or "scratch"
+    fold: int | str
+
+    @property
+    def init(self) -> str:
+        return self.source.key if self.source else "scratch"
+
+    @property
+    def trainer(self) -> str:
+        return SCRATCH_TRAINER if self.source is None else STRATEGIES[self.strategy]
+
+    @property
+    def path(self) -> str:
+        """``<target>/<init>/<strategy>/fold_<f>``: step-id suffix and folder of predictions / evaluations."""
+        return f"{_safe(self.target.label)}/{self.init}/{self.strategy}/fold_{self.fold}"
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    kind: str  # plan | pretrain | train | test
+    deps: tuple[str, ...] = ()
+    source: Source | None = None
+    run: Run | None = None
+
+
+def _safe(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(label))
+
+
+def runs(study: Study) -> list[Run]:
+    """Every (target, source or scratch, strategy, fold) of the study, scratch last per target."""
+    out = []
+    for target in study.targets:
+        for fold in study.folds:
+            out += [Run(target, s, strategy, fold) for s in study.sources for strategy in study.strategies]
+            out.append(Run(target, None, "scratch", fold))
+    return out
+
+
+def expand(study: Study) -> list[Step]:
+    """The study's steps in an order that respects every dependency."""
+    steps = [Step("plan", "plan")]
+    steps += [Step(f"pretrain/{s.key}", "pretrain", ("plan",), source=s) for s in study.sources]
+    for run in runs(study):
+        deps = ("plan",) if run.source is None else (f"pretrain/{run.source.key}",)
+        steps.append(Step(f"train/{run.path}", "train", deps, run=run))
+        steps.append(Step(f"test/{run.path}", "test", (f"train/{run.path}",), run=run))
+    return steps
+
+
+# ---------------------------------------------------------------------------- environment
+
+def activate(study: Study) -> None:
+    """Point nnU-Net at the study's folders (``nnunet_root``) or check the environment has them."""
+    if study.nnunet_root is not None:
+        for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+            os.environ[name] = str(study.nnunet_root / name)
+            (study.nnunet_root / name).mkdir(parents=True, exist_ok=True)
+    from nnunet_transfer.environment import require_nnunet_folders
+    require_nnunet_folders("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+
+
+def dataset_name(dataset: str | int) -> str:
+    from nnunet_transfer.planning.common import resolve_dataset
+    return resolve_dataset(dataset)
+
+
+def _device(study: Study) -> str:
+    from nnunet_transfer.nnunet_commands import default_device
+    return study.device or default_device()
+
+
+def _training_env(study: Study) -> dict[str, str]:
+    # On the CPU, augmentation in worker processes only competes for the same cores.
+    return {"nnUNet_n_proc_DA": os.environ.get("nnUNet_n_proc_DA", "0")} if _device(study) == "cpu" else {}
+
+
+def reference_dataset(study: Study) -> str:
+    """The dataset whose nnU-Net plan every other dataset shares: the study's ``reference``, else the
+    first MRI segmentation source, else the first target."""
+    if study.reference is not None:
+        return dataset_name(study.reference)
+    mri_seg = [s for s in study.sources if s.domain == "mri" and s.task == "segmentation"]
+    return dataset_name(mri_seg[0].dataset if mri_seg else study.targets[0].dataset)
+
+
+def checkpoint_path(study: Study, source: Source) -> Path:
+    from nnunet_transfer.pipeline import results_folder
+    return results_folder(dataset_name(source.dataset), source.trainer, study.plans,
+                          study.source_configuration(source), "all") / "checkpoint_final.pth"
+
+
+def finetune_plans(study: Study, run: Run) -> str:
+    from nnunet_transfer.planning.attach import default_output_plans
+    if run.source is None:
+        return study.plans
+    return f"{default_output_plans(study.plans, dataset_name(run.source.dataset))}_{run.strategy}"
+
+
+def run_folder(study: Study, run: Run) -> Path:
+    from nnunet_transfer.pipeline import results_folder
+    return results_folder(dataset_name(run.target.dataset), run.trainer, finetune_plans(study, run),
+                          study.configuration, run.fold)
+
+
+def prediction_folder(study: Study, run: Run) -> Path:
+    return study.folder / "predictions" / run.path
+
+
+def evaluation_file(study: Study, run: Run) -> Path:
+    return study.folder / "evaluations" / f"{run.path}.csv"
+
+
+def log_path(study: Study, step: Step) -> Path:
+    return study.folder / "logs" / f"{step.id.replace('/', '__')}.log"
+
+
+# ---------------------------------------------------------------------------- running one step
+
+def _prepare_training(fold_folder: Path) -> bool:
+    """True to continue from checkpoint_latest.pth; a run killed while saving it starts over instead."""
+    latest = fold_folder / "checkpoint_latest.pth"
+    if not latest.is_file():
+        return False
+    from nnunet_transfer.transfer.checkpoint import load_checkpoint
+    try:
+        load_checkpoint(latest)
+        return True
+    except Exception:  # noqa: BLE001 - a truncated file fails in many ways; all mean "start over"
+        shutil.rmtree(fold_folder)
+        return False
+
+
+def _train(study: Study, step: Step, dataset: str, configuration: str, fold, trainer: str, plans: str,
+           folder: Path) -> None:
+    from nnunet_transfer import nnunet_commands
+    if (folder / "checkpoint_final.pth").is_file():
+        return
+    num_gpus = int(study.launcher.get("num_gpus", 1))
+    nnunet_commands.train(dataset, configuration, fold, trainer, plans, log_path(study, step),
+                          epochs=study.schedule.get("num_epochs"), continue_training=_prepare_training(folder),
+                          device=_device(study), extra_env=_training_env(study), num_gpus=num_gpus, progress=False)
+    if not (folder / "checkpoint_final.pth").is_file():
+        raise NnunetTransferError(f"{step.id}: nnUNetv2_train finished without {folder / 'checkpoint_final.pth'}; "
+                                  f"see {log_path(study, step)}")
+
+
+def _plan(study: Study) -> None:
+    from nnunet_transfer.planning.shared import plan_shared
+    reference = reference_dataset(study)
+    others = [dataset_name(d.dataset) for d in (*study.sources, *study.targets)]
+    others = [d for d in dict.fromkeys(others) if d != reference]
+    plan_shared(reference, others, study.plans, [study.configuration], study.num_processes, schedule=study.schedule,
+                batch_size=study.batch_size, twin=study.twin, progress=False)
+
+
+def _test(study: Study, step: Step, run: Run) -> None:
+    from nnunet_transfer import nnunet_commands
+    from nnunet_transfer.study.evaluation import evaluate_run
+    target = dataset_name(run.target.dataset)
+    raw = Path(os.environ["nnUNet_raw"]) / target
+    if not (raw / "imagesTs").is_dir() or not (raw / "labelsTs").is_dir():
+        raise NnunetTransferError(f"{target} has no imagesTs / labelsTs: the study evaluates on the target's test "
+                                  f"cases (convert the dataset with its test masks, or move cases there)")
+    out = prediction_folder(study, run)
+    if not out.is_dir():
+        partial = out.with_name(out.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        nnunet_commands.predict(raw / "imagesTs", partial, target, study.configuration, [run.fold], run.trainer,
+                                finetune_plans(study, run), log_path(study, step), device=_device(study),
+                                progress=False)
+        os.replace(partial, out)
+    evaluate_run(raw, out, evaluation_file(study, run), lesions=run.target.lesions)
+
+
+def execute(study: Study, step: Step) -> None:
+    """Run one step to completion; raises NnunetTransferError (with the log path) when it fails."""
+    if step.kind == "plan":
+        _plan(study)
+    elif step.kind == "pretrain":
+        source = step.source
+        _train(study, step, dataset_name(source.dataset), study.source_configuration(source), "all", source.trainer,
+               study.plans, checkpoint_path(study, source).parent)
+    elif step.kind == "train":
+        run = step.run
+        if run.source is not None:
+            from nnunet_transfer.planning.attach import attach
+            attach(checkpoint_path(study, run.source), dataset_name(run.target.dataset), study.plans,
+                   finetune_plans(study, run), strategy=study.strategy_options.get(run.strategy))
+        _train(study, step, dataset_name(run.target.dataset), study.configuration, run.fold, run.trainer,
+               finetune_plans(study, run), run_folder(study, run))
+    elif step.kind == "test":
+        _test(study, step, step.run)
+    else:
+        raise ValueError(step.kind)

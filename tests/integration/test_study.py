@@ -1,0 +1,132 @@
+"""A two-source, two-target study on tiny demo data: killed mid-run with SIGKILL, resumed through
+submitit's local executor (the SLURM code path without a cluster), then reported."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nnunet_transfer.demo.datasets import DemoDataSize, write_demo_datasets
+from nnunet_transfer.study.state import read_state
+from nnunet_transfer.study.spec import load_study
+from nnunet_transfer.study.steps import expand
+
+pytestmark = pytest.mark.integration
+
+STUDY = """
+name = "tiny"
+configuration = "2d"
+folds = [0]
+strategies = ["finetune"]
+nnunet_root = "nnunet"
+device = "cpu"
+num_processes = 1
+
+[schedule]
+num_epochs = 2
+num_iterations_per_epoch = 3
+num_val_iterations_per_epoch = 1
+
+[[sources]]
+dataset = 901
+task = "segmentation"
+domain = "mri"
+
+[[sources]]
+dataset = 904
+task = "classification"
+domain = "natural"
+
+[[targets]]
+dataset = 911
+label = "stroke"
+lesions = true
+
+[[targets]]
+dataset = 913
+label = "anatomy"
+metric = "miou"
+"""
+
+
+def _cli(*args, env, **kwargs):
+    return subprocess.run([sys.executable, "-m", "nnunet_transfer.cli", *args], env=env, capture_output=True,
+                          text=True, **kwargs)
+
+
+def _trainings_using(folder: Path) -> list[int]:
+    """Live nnUNetv2_train processes whose environment points into ``folder``."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if b"nnUNetv2_train" in (proc / "cmdline").read_bytes() and \
+                    str(folder).encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_killed_study_resumes_through_submitit_and_reports(tmp_path):
+    study_file = tmp_path / "tiny.toml"
+    study_file.write_text(STUDY)
+    size = DemoDataSize(spacing_mm=8.0, n_train=6, n_test=2, n_natural=6, natural_size=32)
+    write_demo_datasets(tmp_path / "nnunet" / "nnUNet_raw", size, seed=2,
+                        which=["mri_seg_source", "natural_cls_source", "stroke", "anatomy"], progress=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    env.update(nnUNet_def_n_proc="1", nnUNet_n_proc_DA="0")
+    study = load_study(study_file)
+    first_pretraining = study.folder / "state" / "pretrain__mri_segmentation.json"
+
+    runner = subprocess.Popen([sys.executable, "-m", "nnunet_transfer.cli", "study", "run", str(study_file)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and runner.poll() is None:
+        if first_pretraining.is_file() and '"done"' in first_pretraining.read_text():
+            break
+        time.sleep(0.5)
+    assert runner.poll() is None, "the runner ended before it could be killed"
+    time.sleep(3)  # into the next step
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    statuses = {s.id: read_state(study.folder, s.id)["status"] for s in expand(study)}
+    assert statuses["plan"] == "done" and statuses["pretrain/mri_segmentation"] == "done"
+    assert "interrupted" in statuses.values(), statuses  # the step it was in
+    assert not (study.folder / "results").exists()
+    for _ in range(20):  # the kernel kills the runner's nnU-Net child with it (PR_SET_PDEATHSIG)
+        if not _trainings_using(tmp_path):
+            break
+        time.sleep(0.5)
+    assert not _trainings_using(tmp_path), "an nnU-Net training outlived the killed runner"
+    done_before = {k for k, v in statuses.items() if v == "done"}
+    stamps = {k: (study.folder / "state" / f"{k.replace('/', '__')}.json").stat().st_mtime_ns for k in done_before}
+
+    out = _cli("study", "run", str(study_file), "--launcher", "submitit-local", env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert list((study.folder / "submitit").glob("*_result.pkl")), "no job went through submitit"
+    for k in done_before:  # finished steps were not redone
+        assert (study.folder / "state" / f"{k.replace('/', '__')}.json").stat().st_mtime_ns == stamps[k], k
+    assert all(read_state(study.folder, s.id)["status"] == "done" for s in expand(study))
+
+    table = pd.read_csv(study.folder / "results" / "comparison.csv")
+    assert table["initialisation"].tolist() == ["mri segmentation", "natural classification", "scratch"]
+    for column in ("stroke dice mean", "stroke lesion_tpr mean", "anatomy miou mean"):
+        assert table[column].between(0, 1).all(), column
+    assert table["stroke folds"].tolist() == [1, 1, 1]
+    markdown = (study.folder / "results" / "comparison.md").read_text()
+    assert "| scratch |" in markdown and "stroke dice" in markdown
+    for figure in ("comparison.png", "learning_curves.png"):
+        assert (study.folder / "results" / figure).stat().st_size > 1000
+    per_case = pd.read_csv(study.folder / "results" / "per_case.csv")
+    assert len(per_case) == 2 * 3 * 2  # targets x initialisations x test cases
+
+    status = _cli("study", "status", str(study_file), env=env)
+    assert status.returncode == 0 and f"{len(expand(study))} done" in status.stdout
+    again = _cli("study", "run", str(study_file), env=env)  # everything done: only the report is rewritten
+    assert again.returncode == 0 and "| scratch |" in again.stdout
