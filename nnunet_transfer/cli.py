@@ -215,10 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the demo data (default 0)")
     p.add_argument("--device", choices=["cuda", "cpu", "mps"], help="default: cuda if available")
     p.add_argument("--fresh", action="store_true", help="delete the working folder first")
-    p.add_argument("--sources", nargs="+", default=["mri_seg"], metavar="SOURCE",
+    p.add_argument("--sources", nargs="+", default=["all"], metavar="SOURCE",
                    choices=["mri_seg", "mri_cls", "mri_ssl", "natural_seg", "natural_cls", "natural_ssl", "all"],
-                   help="pretraining sources (task x domain): mri_seg (default), mri_cls, mri_ssl, natural_seg, "
-                        "natural_cls, natural_ssl, or all")
+                   help="pretraining sources (task x domain): mri_seg, mri_cls, mri_ssl, natural_seg, natural_cls, "
+                        "natural_ssl, or all (default: all six)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("demo-data", help="write all embedded demo datasets as nnU-Net raw datasets")
@@ -286,11 +286,13 @@ def cmd_study(args: argparse.Namespace) -> None:
             from nnunet_transfer.study.launch import submit
             try:
                 table = submit(study, launcher, dry_run=args.dry_run)
-            except Exception as e:  # submitit's FailedJobError carries the job's traceback
+            except Exception as e:  # submitit's FailedJobError carries the job's whole traceback
                 if isinstance(e, NnunetTransferError):
                     raise
-                raise NnunetTransferError(f"a {launcher} job failed: {str(e).strip().splitlines()[-1]}; see "
-                                          f"'nnunet_transfer study status {args.study}'") from None
+                from nnunet_transfer.study.runner import status_table
+                failed = status_table(study).query("status == 'failed'")
+                detail = "; ".join(f"{r.step}: {r.error} (log: {r.log})" for r in failed.itertuples()) or str(e)[-500:]
+                raise NnunetTransferError(f"a {launcher} job failed: {detail}") from None
             print(table.to_string(index=False))
             if launcher == "slurm" and not args.dry_run:
                 print(f"submitted; follow with: nnunet_transfer study status {args.study}")

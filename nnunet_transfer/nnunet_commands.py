@@ -101,3 +101,46 @@ def predict(input_dir: str | Path, output_dir: str | Path, dataset: str, configu
     if not tta:
         cmd.append("--disable_tta")
     run_logged(cmd, log_path, f"predict {trainer} {dataset}", None, nnunet_subprocess_env(extra_env), progress)
+
+
+def predict_in_process(input_dir: str | Path, output_dir: str | Path, model_folder: str | Path, folds: Sequence,
+                       log_path: str | Path, device: str | None = None) -> None:
+    """Predict ``input_dir`` with nnU-Net's own predictor (the code behind ``nnUNetv2_predict``) in this
+    process, case after case, without test-time augmentation; nnU-Net's output goes to ``log_path``.
+
+    Saves the ~5 s interpreter start and the export worker pool of each ``nnUNetv2_predict`` call,
+    which dominate on small test sets (a study predicts once per trained model). The model folder
+    is nnU-Net's ``<trainer>__<plans>__<configuration>`` folder of a training this package ran.
+    Raises NnunetTransferError (with the log path) when prediction fails.
+    """
+    import contextlib
+    import os
+
+    import torch
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    from nnunet_transfer.environment import ext_trainer_value
+
+    os.environ["nnUNet_extTrainer"] = ext_trainer_value(os.environ.get("nnUNet_extTrainer"))
+    device = device or default_device()
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)  # the sequential path writes its json files first
+    with open(log_path, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log), \
+            contextlib.redirect_stderr(log):
+        print(f"nnUNetPredictor: {input_dir} -> {output_dir}, model {model_folder}, folds {list(folds)}, {device}")
+        try:
+            predictor = nnUNetPredictor(use_mirroring=False, device=torch.device(device), allow_tqdm=False,
+                                        perform_everything_on_device=device != "cpu")
+            predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=tuple(folds),
+                                                           checkpoint_name="checkpoint_final.pth")
+            predictor.predict_from_files_sequential(str(input_dir), str(output_dir), save_probabilities=False,
+                                                    overwrite=True)
+        except Exception as e:  # noqa: BLE001 - reported with the log, like a failed nnUNetv2_predict
+            import traceback
+            traceback.print_exc()
+            raise NnunetTransferError(f"prediction with {model_folder} failed: {type(e).__name__}: {e}\n"
+                                      f"Full log: {log_path}") from None
+        finally:
+            if device == "cuda":
+                torch.cuda.empty_cache()

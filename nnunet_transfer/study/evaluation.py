@@ -7,20 +7,30 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_transfer.io import write_json_atomic
+from nnunet_transfer.io import read_json, write_json_atomic
 
 STUDY_COLUMNS = {"dice": "mDice", "miou": "mIoU", "lesion_tpr": "lesion_TPR"}
 
 
-def evaluate_run(raw_dataset: Path, predictions: Path, out_csv: Path, lesions: bool) -> None:
-    """Per-case metrics of ``predictions`` against ``raw_dataset/labelsTs`` into ``out_csv`` (atomic),
-    with the summary JSON beside it. Columns: the evaluation's per-case table (``mDice``, ``mIoU``,
-    ``Dice_<label>``, ...) plus ``lesion_TPR``, the mean detection rate over labels, when ``lesions``."""
+def evaluate_run(raw_dataset: Path, predictions: Path, out_csv: Path, lesions: bool,
+                 reference_dir: Path | None = None) -> None:
+    """Per-case metrics of ``predictions`` against ``reference_dir`` (default ``raw_dataset/labelsTs``)
+    into ``out_csv`` (atomic), with the summary JSON beside it. With another ``reference_dir``
+    (labelsTr for nnU-Net's validation predictions) only the predicted cases are evaluated.
+    Columns: the evaluation's per-case table (``mDice``, ``mIoU``, ``Dice_<label>``, ...) plus
+    ``lesion_TPR``, the mean detection rate over labels, when ``lesions``."""
     from nnunet_transfer.evaluation.evaluate import EvaluationSettings, evaluate_folders
 
     settings = EvaluationSettings(lesion_labels=None if lesions else ())
-    result = evaluate_folders(raw_dataset / "labelsTs", predictions, None, settings,
-                              dataset_json=raw_dataset / "dataset.json", progress=False)
+    ending = read_json(raw_dataset / "dataset.json")["file_ending"]
+    with tempfile.TemporaryDirectory() as subset:
+        reference = raw_dataset / "labelsTs"
+        if reference_dir is not None:  # the predicted cases' references only
+            for prediction in predictions.glob(f"*{ending}"):
+                os.symlink(reference_dir / prediction.name, Path(subset) / prediction.name)
+            reference = Path(subset)
+        result = evaluate_folders(reference, predictions, None, settings, dataset_json=raw_dataset / "dataset.json",
+                                  progress=False)
     table = result.per_case
     if lesions:
         columns = [c for c in table.columns if c.startswith("lesion_TPR_")]

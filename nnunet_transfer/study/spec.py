@@ -52,7 +52,7 @@ SCRATCH_TRAINER = "nnUNetTrainerFromScratch"
 DOMAINS = ("mri", "natural")
 METRICS = ("dice", "miou")
 SCHEDULE_KEYS = ("num_epochs", "num_iterations_per_epoch", "num_val_iterations_per_epoch", "initial_lr",
-                 "save_every")
+                 "save_every", "final_validation")
 LAUNCHER_KEYS = ("kind", "partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "num_gpus",
                  "account", "qos", "max_parallel")
 
@@ -80,6 +80,7 @@ class Target:
     label: str
     metric: str = "dice"
     lesions: bool = False
+    evaluate_on: str = "test"  # test: imagesTs vs labelsTs; validation: nnU-Net's fold validation vs labelsTr
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def _source(path: Path, i: int, table: dict) -> Source:
 
 def _target(path: Path, i: int, table: dict) -> Target:
     where = f"targets[{i}]."
-    _check_keys(path, table, ("dataset", "label", "metric", "lesions"), where)
+    _check_keys(path, table, ("dataset", "label", "metric", "lesions", "evaluate_on"), where)
     if "dataset" not in table:
         _fail(path, where + "dataset", "is required (a dataset id or DatasetXXX_Name)")
     metric = table.get("metric", "dice")
@@ -147,7 +148,12 @@ def _target(path: Path, i: int, table: dict) -> Target:
         _fail(path, where + "metric", f"is {metric!r}; choose from {', '.join(METRICS)}")
     if not isinstance(table.get("lesions", False), bool):
         _fail(path, where + "lesions", "must be true or false")
-    return Target(table["dataset"], str(table.get("label", table["dataset"])), metric, table.get("lesions", False))
+    evaluate_on = table.get("evaluate_on", "test")
+    if evaluate_on not in ("test", "validation"):
+        _fail(path, where + "evaluate_on", f"is {evaluate_on!r}; choose test (imagesTs / labelsTs) or validation "
+                                           f"(nnU-Net's validation predictions of each fold)")
+    return Target(table["dataset"], str(table.get("label", table["dataset"])), metric, table.get("lesions", False),
+                  evaluate_on)
 
 
 def load_study(path: str | Path) -> Study:
@@ -191,6 +197,10 @@ def load_study(path: str | Path) -> Study:
     for strategy, options in strategy_options.items():
         _check_keys(path, options, ("warmup_epochs", "frozen_encoder_epochs", "encoder_lr_factor"),
                     f"strategy_options.{strategy}.")
+    if any(t.evaluate_on == "validation" for t in targets) and (
+            "all" in folds or schedule.get("final_validation") == "never"):
+        _fail(path, "targets", "evaluate_on = \"validation\" needs folds without \"all\" and nnU-Net's final "
+                               "validation (schedule.final_validation auto or always)")
     launcher = data.get("launcher", {})
     _check_keys(path, launcher, LAUNCHER_KEYS, "launcher.")
     if launcher.get("kind", "local") not in ("local", "slurm", "submitit-local"):

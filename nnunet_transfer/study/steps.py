@@ -185,16 +185,23 @@ def _test(study: Study, step: Step, run: Run) -> None:
     from nnunet_transfer.study.evaluation import evaluate_run
     target = dataset_name(run.target.dataset)
     raw = Path(os.environ["nnUNet_raw"]) / target
+    if run.target.evaluate_on == "validation":
+        validation = run_folder(study, run) / "validation"
+        if not validation.is_dir():
+            raise NnunetTransferError(f"{step.id}: {validation} does not exist; nnU-Net writes it in its final "
+                                      f"validation (schedule.final_validation auto or always, folds other than all)")
+        evaluate_run(raw, validation, evaluation_file(study, run), lesions=run.target.lesions,
+                     reference_dir=raw / "labelsTr")
+        return
     if not (raw / "imagesTs").is_dir() or not (raw / "labelsTs").is_dir():
-        raise NnunetTransferError(f"{target} has no imagesTs / labelsTs: the study evaluates on the target's test "
-                                  f"cases (convert the dataset with its test masks, or move cases there)")
+        raise NnunetTransferError(f"{target} has no imagesTs / labelsTs: convert the dataset with its test masks, "
+                                  f"or set evaluate_on = \"validation\" for this target in the study file")
     out = prediction_folder(study, run)
     if not out.is_dir():
         partial = out.with_name(out.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        nnunet_commands.predict(raw / "imagesTs", partial, target, study.configuration, [run.fold], run.trainer,
-                                finetune_plans(study, run), log_path(study, step), device=_device(study),
-                                progress=False)
+        nnunet_commands.predict_in_process(raw / "imagesTs", partial, run_folder(study, run).parent, [run.fold],
+                                           log_path(study, step), device=_device(study))
         os.replace(partial, out)
     evaluate_run(raw, out, evaluation_file(study, run), lesions=run.target.lesions)
 

@@ -32,6 +32,7 @@ num_processes = 1
 num_epochs = 2
 num_iterations_per_epoch = 3
 num_val_iterations_per_epoch = 1
+final_validation = "never"
 
 [[sources]]
 dataset = 901
