@@ -35,7 +35,7 @@ setup(
         "xlrd>=2",  # IXI.xls (old Excel format) in the IXI converter
         "submitit>=1.5",
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6", "xlwt>=1.3"]}  # xlwt writes the IXI.xls fixture,
+    extras_require={"test": ["pytest>=7", "hypothesis>=6", "xlwt>=1.3"]},  # xlwt writes the IXI.xls fixture
     entry_points={"console_scripts": ["nnunet_transfer=nnunet_transfer.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Medical Science Apps."],
 )
