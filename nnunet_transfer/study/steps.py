@@ -8,8 +8,10 @@ labelsTs). Every step runs stock nnU-Net commands; outputs are checked before a 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,13 +173,35 @@ def _train(study: Study, step: Step, dataset: str, configuration: str, fold, tra
                                   f"see {log_path(study, step)}")
 
 
-def _plan(study: Study) -> None:
+@contextlib.contextmanager
+def _output_to(log: Path):
+    """Send this process's stdout / stderr (file descriptors, so nnU-Net's worker processes too) to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "a", encoding="utf-8") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _plan(study: Study, step: Step) -> None:
     from nnunet_transfer.planning.shared import plan_shared
     reference = reference_dataset(study)
     others = [dataset_name(d.dataset) for d in (*study.sources, *study.targets)]
     others = [d for d in dict.fromkeys(others) if d != reference]
-    plan_shared(reference, others, study.plans, [study.configuration], study.num_processes, schedule=study.schedule,
-                batch_size=study.batch_size, twin=study.twin, progress=False)
+    with _output_to(log_path(study, step)):  # nnU-Net's fingerprint / preprocessing progress, per dataset
+        plan_shared(reference, others, study.plans, [study.configuration], study.num_processes,
+                    schedule=study.schedule, batch_size=study.batch_size, twin=study.twin, progress=False)
 
 
 def _test(study: Study, step: Step, run: Run) -> None:
@@ -209,7 +233,7 @@ def _test(study: Study, step: Step, run: Run) -> None:
 def execute(study: Study, step: Step) -> None:
     """Run one step to completion; raises NnunetTransferError (with the log path) when it fails."""
     if step.kind == "plan":
-        _plan(study)
+        _plan(study, step)
     elif step.kind == "pretrain":
         source = step.source
         _train(study, step, dataset_name(source.dataset), study.source_configuration(source), "all", source.trainer,

@@ -65,3 +65,35 @@ def test_missing_evaluations_are_an_error(tmp_path):
     path.write_text(STUDY)
     with pytest.raises(NnunetTransferError, match="no evaluated run"):
         collect(load_study(path))
+
+
+def test_runs_with_different_schedules_are_not_compared(tmp_path, monkeypatch):
+    import json
+
+    from nnunet_transfer.errors import NnunetTransferError
+    from nnunet_transfer.study.report import check_comparable
+    from nnunet_transfer.study.steps import activate, run_folder
+    path = tmp_path / "s.toml"
+    path.write_text(STUDY.replace('name = "s"', 'name = "s"\nnnunet_root = "nn"'))
+    study = load_study(path)
+    for name in ("Dataset001_Src", "Dataset003_Stroke"):
+        (tmp_path / "nn" / "nnUNet_raw" / name).mkdir(parents=True)
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(name, "unset")  # restored after the test; activate() points them into nn/
+    activate(study)
+    for run in runs(study):
+        plans = {"configurations": {"3d_fullres": {"architecture": {"network_class_name": "PlainConvUNet"},
+                                                   "patch_size": [16, 16, 16]}},
+                 "training_schedule": {"num_epochs": 5 if run.source is None else 10}}
+        folder = run_folder(study, run).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "plans.json").write_text(json.dumps(plans))
+    with pytest.raises(NnunetTransferError, match="target stroke: runs 'mri seg' and 'scratch' differ in architecture, "
+                                                  "patch size or training schedule"):
+        check_comparable(study)
+    for run in runs(study):
+        plans_file = run_folder(study, run).parent / "plans.json"
+        plans = json.loads(plans_file.read_text())
+        plans["training_schedule"]["num_epochs"] = 10
+        plans_file.write_text(json.dumps(plans))
+    check_comparable(study)  # identical now
