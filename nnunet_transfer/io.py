@@ -43,6 +43,22 @@ def write_json_atomic(data: Any, path: str | os.PathLike, indent: int = 2) -> Pa
     return path
 
 
+def write_csv_atomic(table: Any, path: str | os.PathLike) -> Path:
+    """Write a pandas DataFrame as CSV (no index) to ``path`` through a temporary file + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            table.to_csv(f, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file."""
     with open(path, encoding="utf-8") as f:

@@ -54,7 +54,7 @@ class DemoPreset:
 # 27 trainings (6 pretrainings, 6 x 3 fine-tunings, 3 scratch) within 10 minutes on 2 CPU cores:
 # short, small-batch trainings that show the whole chain works, not a ranking.
 QUICK = DemoPreset("quick", DemoDataSize(spacing_mm=4.0, n_train=12, n_test=4, n_natural=8, natural_size=64), "2d",
-                   {"num_epochs": 6, "num_iterations_per_epoch": 10, "num_val_iterations_per_epoch": 1,
+                   {"num_epochs": 5, "num_iterations_per_epoch": 6, "num_val_iterations_per_epoch": 1,
                     "save_every": 1000}, batch_size=8)
 DEFAULT = DemoPreset("default", DemoDataSize(spacing_mm=2.0, n_train=40, n_test=20), "3d_fullres",
                      {"num_epochs": 60, "num_iterations_per_epoch": 150, "num_val_iterations_per_epoch": 20})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.evaluation.lesions import CONNECTIVITIES, LesionMatch, match_lesions, min_size_in_voxels
 from nnunet_transfer.evaluation.metrics import VoxelCounts, voxel_counts, voxel_metrics, voxel_volume_ml
-from nnunet_transfer.io import read_json, write_json_atomic
+from nnunet_transfer.io import read_json, write_csv_atomic, write_json_atomic
 
 if TYPE_CHECKING:  # pandas is imported where tables are built: worker processes do not need it
     import pandas as pd
@@ -271,20 +270,6 @@ def summarise(results: list[dict], settings: EvaluationSettings) -> tuple[pd.Dat
     return table, _no_nan(summary)
 
 
-def _write_csv_atomic(table: pd.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            table.to_csv(f, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
 def _run_cases(cases: list[tuple[str, Path, Path]], settings: EvaluationSettings, workers: int,
                progress: bool) -> list[dict]:
     from tqdm import tqdm
@@ -342,6 +327,6 @@ def evaluate_folders(reference_dir: str | os.PathLike, prediction_dir: str | os.
     result = EvaluationResult(table, summary, unmatched)
     if output_dir is not None:
         output_dir = Path(output_dir)
-        result.files["per_case"] = _write_csv_atomic(table, output_dir / PER_CASE_CSV)
+        result.files["per_case"] = write_csv_atomic(table, output_dir / PER_CASE_CSV)
         result.files["summary"] = write_json_atomic(summary, output_dir / SUMMARY_JSON)
     return result

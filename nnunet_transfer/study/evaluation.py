@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_transfer.io import read_json, write_json_atomic
+from nnunet_transfer.io import read_json, write_csv_atomic, write_json_atomic
 
 STUDY_COLUMNS = {"dice": "mDice", "miou": "mIoU", "lesion_tpr": "lesion_TPR"}
 
@@ -36,13 +36,5 @@ def evaluate_run(raw_dataset: Path, predictions: Path, out_csv: Path, lesions: b
         columns = [c for c in table.columns if c.startswith("lesion_TPR_")]
         with np.errstate(all="ignore"):
             table["lesion_TPR"] = table[columns].astype(float).mean(axis=1, skipna=True) if columns else np.nan
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_csv.name}.", suffix=".tmp", dir=out_csv.parent)
-    os.close(fd)
-    try:
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, out_csv)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_csv_atomic(table, out_csv)
     write_json_atomic(result.summary, out_csv.with_suffix(".summary.json"))
