@@ -67,7 +67,8 @@ def read_demographics(path: Path, label: str) -> dict[int, set[float]]:
         raise NnunetTransferError(f"cannot read {path} as an Excel .xls file: {e}") from None
     table = sheets.get(SHEET)
     if table is None:
-        raise NnunetTransferError(f"{path} has no sheet {SHEET!r} (found {list(sheets)}); expected IXI.xls as published")
+        raise NnunetTransferError(f"{path} has no sheet {SHEET!r} (found {list(sheets)}); expected IXI.xls as "
+                                  f"published")
     table.columns = [str(c).strip() for c in table.columns]
     if "IXI_ID" not in table.columns or column not in table.columns:
         raise NnunetTransferError(f"{path} sheet {SHEET!r} lacks IXI_ID or {column} (columns: {list(table.columns)})")

@@ -234,7 +234,8 @@ def _dataset_json(conversion: Conversion, converter: Converter, good: list[CaseR
     if conversion.placeholder:
         content["placeholder_labels"] = True
         content["label_note"] = ("cases without a mask carry a PLACEHOLDER label map ('head': Otsu threshold of the "
-                                 "image; 'picture': every pixel) because nnU-Net's fingerprint needs foreground voxels; "
+                                 "image; 'picture': every pixel) because nnU-Net's fingerprint needs foreground "
+                                 "voxels; "
                                  "it is not a segmentation task to train on.")
     if conversion.class_names is not None:
         content["class_names"] = conversion.class_names
@@ -251,7 +252,8 @@ def _dataset_json(conversion: Conversion, converter: Converter, good: list[CaseR
 
 def _target_folder(raw_root: Path, dataset_id: int, name: str, overwrite: bool, source: Path) -> Path:
     if isinstance(dataset_id, bool) or not isinstance(dataset_id, int) or not 1 <= dataset_id <= 999:
-        raise NnunetTransferError(f"dataset id must be an integer from 1 to 999 (nnU-Net's DatasetXXX), got {dataset_id!r}")
+        raise NnunetTransferError(f"dataset id must be an integer from 1 to 999 (nnU-Net's DatasetXXX), "
+                                  f"got {dataset_id!r}")
     folder = raw_root / f"Dataset{dataset_id:03d}_{name}"
     if folder.resolve().is_relative_to(source.resolve()):
         raise NnunetTransferError(f"the output {folder} lies inside SOURCE_DIR {source}; the source is never "
@@ -267,7 +269,7 @@ def _target_folder(raw_root: Path, dataset_id: int, name: str, overwrite: bool, 
 
 def convert(converter: Converter, source: str | os.PathLike, dataset_id: int, raw_root: str | os.PathLike,
             name: str | None = None, overwrite: bool = False, dry_run: bool = False, skip_bad: bool = False,
-            workers: int = 1, policy: GeometryPolicy = GeometryPolicy(), options: dict[str, Any] | None = None
+            workers: int = 1, policy: GeometryPolicy | None = None, options: dict[str, Any] | None = None
             ) -> ConversionResult:
     """Convert the download in ``source`` into ``raw_root/DatasetXXX_<name>``; returns what was written.
 
@@ -276,7 +278,7 @@ def convert(converter: Converter, source: str | os.PathLike, dataset_id: int, ra
     any case is bad (all listed; ``skip_bad`` skips and reports them instead). With ``dry_run``
     every case is read and checked but nothing is written.
     """
-    source = Path(source)
+    source, policy = Path(source), policy or GeometryPolicy()
     if not source.is_dir():
         raise NnunetTransferError(f"SOURCE_DIR {source} is not a folder; point it at the extracted download")
     conversion = converter.discover(source, **(options or {}))

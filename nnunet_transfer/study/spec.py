@@ -186,7 +186,8 @@ def load_study(path: str | Path) -> Study:
     targets = [_target(path, i, t) for i, t in enumerate(data.get("targets", []))]
     if not sources or not targets:
         _fail(path, "sources" if not sources else "targets", "needs at least one [[...]] table")
-    for what, labels in (("sources", [s.label for s in sources] + ["scratch"]), ("targets", [t.label for t in targets])):
+    for what, labels in (("sources", [s.label for s in sources] + ["scratch"]),
+                         ("targets", [t.label for t in targets])):
         duplicates = sorted({x for x in labels if labels.count(x) > 1})
         if duplicates:
             _fail(path, what, f"labels must be unique (and not 'scratch'); repeated: {duplicates}")

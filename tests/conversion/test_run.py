@@ -3,7 +3,6 @@ import os
 import subprocess
 import sys
 
-import nibabel
 import numpy as np
 import pytest
 import SimpleITK as sitk
