@@ -77,17 +77,24 @@ def run_logged(cmd: Sequence[str], log_path: str | Path, desc: str, total: int |
                                   f"Full log: {log_path}")
 
 
-def train(dataset: str, configuration: str, fold: str | int, trainer: str, plans: str, log_path: str | Path,
-          epochs: int | None = None, continue_training: bool = False, device: str | None = None,
-          extra_env: dict[str, str] | None = None, progress: bool = True, num_gpus: int = 1) -> None:
-    """``nnUNetv2_train DATASET CONFIG FOLD -tr TRAINER -p PLANS`` with our trainers discoverable
-    (``-num_gpus N`` for nnU-Net's own multi-GPU training when ``num_gpus > 1``)."""
+def train_command(dataset: str, configuration: str, fold: str | int, trainer: str, plans: str,
+                  continue_training: bool = False, device: str | None = None, num_gpus: int = 1) -> list[str]:
+    """``nnUNetv2_train DATASET CONFIG FOLD -tr TRAINER -p PLANS -device D [--c] [-num_gpus N]`` as a list;
+    ``-num_gpus N`` (nnU-Net's own multi-GPU training) only when ``num_gpus > 1``."""
     cmd = ["nnUNetv2_train", dataset, configuration, str(fold), "-tr", trainer, "-p", plans,
            "-device", device or default_device()]
     if num_gpus > 1:
         cmd += ["-num_gpus", str(num_gpus)]
     if continue_training:
         cmd.append("--c")
+    return cmd
+
+
+def train(dataset: str, configuration: str, fold: str | int, trainer: str, plans: str, log_path: str | Path,
+          epochs: int | None = None, continue_training: bool = False, device: str | None = None,
+          extra_env: dict[str, str] | None = None, progress: bool = True, num_gpus: int = 1) -> None:
+    """Run :func:`train_command` with our trainers discoverable; output to ``log_path``."""
+    cmd = train_command(dataset, configuration, fold, trainer, plans, continue_training, device, num_gpus)
     run_logged(cmd, log_path, f"train {trainer} {dataset}", epochs, nnunet_subprocess_env(extra_env), progress)
 
 

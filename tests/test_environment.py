@@ -46,3 +46,11 @@ def test_shim_folder_holds_a_single_module():
     modules = [p.name for p in EXT_TRAINER_DIR.glob("*.py")]
     assert modules == ["nnunet_transfer_trainer_registry.py"]
     assert not (EXT_TRAINER_DIR / "__init__.py").exists()
+
+
+def test_train_command_multi_gpu_and_continue():
+    from nnunet_transfer.nnunet_commands import train_command
+    assert train_command("D", "3d_fullres", 0, "T", "P", device="cpu") == [
+        "nnUNetv2_train", "D", "3d_fullres", "0", "-tr", "T", "-p", "P", "-device", "cpu"]
+    cmd = train_command("D", "3d_fullres", "all", "T", "P", continue_training=True, device="cuda", num_gpus=4)
+    assert cmd[-3:] == ["-num_gpus", "4", "--c"]
