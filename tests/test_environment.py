@@ -54,3 +54,14 @@ def test_train_command_multi_gpu_and_continue():
         "nnUNetv2_train", "D", "3d_fullres", "0", "-tr", "T", "-p", "P", "-device", "cpu"]
     cmd = train_command("D", "3d_fullres", "all", "T", "P", continue_training=True, device="cuda", num_gpus=4)
     assert cmd[-3:] == ["-num_gpus", "4", "--c"]
+
+
+def test_every_code_folder_is_an_installed_package():
+    """A folder without __init__.py is silently left out of a (non-editable) install."""
+    from pathlib import Path
+
+    from setuptools import find_packages
+    root = Path(__file__).resolve().parents[1]
+    packages = set(find_packages(str(root), include=["nnunet_transfer", "nnunet_transfer.*"]))
+    folders = {".".join(p.parent.relative_to(root).parts) for p in (root / "nnunet_transfer").rglob("*.py")}
+    assert folders - packages == {"nnunet_transfer.nnunet_ext"}  # the trainer lookup folder, shipped as data
