@@ -10,8 +10,6 @@ nnU-Net's own ``-num_gpus`` (``launcher.num_gpus``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import pandas as pd
 
 from nnunet_transfer.study import state
@@ -109,7 +107,3 @@ def submit(study: Study, kind: str, dry_run: bool = False) -> pd.DataFrame:
                 remaining.remove(job)
     table["job_id"] = table["job"].map(ids).fillna("")
     return table
-
-
-def submitit_folder(study: Study) -> Path:
-    return study.folder / "submitit"

@@ -7,8 +7,6 @@ failed step is recorded with its log; steps that do not depend on it still run.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 from tqdm import tqdm
 
@@ -86,8 +84,3 @@ def print_status(study: Study) -> None:
     with pd.option_context("display.max_rows", None, "display.max_colwidth", 120, "display.width", 200):
         shown = table[table["status"] != state.DONE] if (table["status"] != state.DONE).any() else table
         print(shown.to_string(index=False))
-
-
-def ensure_folder(study: Study) -> Path:
-    study.folder.mkdir(parents=True, exist_ok=True)
-    return study.folder
