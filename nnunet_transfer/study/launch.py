@@ -55,7 +55,8 @@ def _parameters(study: Study, job: Job, slurm: bool) -> dict:
     params = {"name": f"{study.name}:{job.name}", "timeout_min": int(launcher.get("timeout_min", 24 * 60))}
     if slurm:
         params.update({f"slurm_{k}": launcher[k] for k in ("partition", "account", "qos") if k in launcher})
-        params["gpus_per_node"] = int(launcher.get("gpus_per_node", launcher.get("num_gpus", 1)))
+        gpus = int(launcher.get("gpus_per_node", launcher.get("num_gpus", 1)))
+        params["gpus_per_node"] = 0 if job.name == "plan" else gpus  # planning and preprocessing run on CPUs
         params["cpus_per_task"] = int(launcher.get("cpus_per_task", 8))
         if "mem_gb" in launcher:
             params["mem_gb"] = launcher["mem_gb"]
