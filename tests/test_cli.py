@@ -48,3 +48,15 @@ def test_argument_errors_exit_2(argv):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2
+
+
+def test_output_piped_into_head_is_not_an_error(tmp_path):
+    import subprocess
+    import sys
+    study = tmp_path / "s.toml"
+    targets = "".join(f'[[targets]]\ndataset = {i}\n' for i in (3, 4, 5))  # > 64 KiB of output: the pipe fills
+    study.write_text(f'folds = {list(range(100))}\nnnunet_root = "nn"\n[[sources]]\ndataset = 1\n[[sources]]\n'
+                     f'dataset = 2\ntask = "classification"\n{targets}')
+    out = subprocess.run(f"{sys.executable} -m nnunet_transfer.cli study run {study} --dry-run | head -1",
+                         shell=True, capture_output=True, text=True)
+    assert out.stdout.strip().startswith("step") and "Error" not in out.stderr, out.stderr
