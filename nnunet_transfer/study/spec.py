@@ -202,6 +202,11 @@ def load_study(path: str | Path) -> Study:
             "all" in folds or schedule.get("final_validation") == "never"):
         _fail(path, "targets", "evaluate_on = \"validation\" needs folds without \"all\" and nnU-Net's final "
                                "validation (schedule.final_validation auto or always)")
+    if "final_validation" not in schedule:
+        # nnU-Net's validation pass after each fold is needless work when every target is scored on
+        # its test set; it is what targets with evaluate_on = "validation" are scored on.
+        validation = any(t.evaluate_on == "validation" for t in targets)
+        schedule = {**schedule, "final_validation": "auto" if validation else "never"}
     launcher = data.get("launcher", {})
     _check_keys(path, launcher, LAUNCHER_KEYS, "launcher.")
     if launcher.get("kind", "local") not in ("local", "slurm", "submitit-local"):

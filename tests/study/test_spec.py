@@ -40,6 +40,18 @@ def test_minimal_study_and_defaults(tmp_path):
     assert study.sources[0].trainer == "nnUNetTrainerPretrainModelsGenesis"
     assert study.source_configuration(study.sources[1]) == "2d_twin"
     assert study.targets[1].metric == "miou" and study.targets[1].lesions
+    assert study.schedule == {"final_validation": "never"}  # every target is scored on its test set
+
+
+def test_validation_targets_keep_nnunet_final_validation(tmp_path):
+    validation = MINIMAL.replace('metric = "miou"', 'metric = "miou"\nevaluate_on = "validation"')
+    study = load_study(_write(tmp_path, validation))
+    assert study.schedule["final_validation"] == "auto"
+    explicit = MINIMAL.replace("[[sources]]", '[schedule]\nfinal_validation = "always"\n[[sources]]', 1)
+    assert load_study(_write(tmp_path, explicit)).schedule["final_validation"] == "always"
+    with pytest.raises(NnunetTransferError, match="evaluate_on = \"validation\" needs folds without"):
+        load_study(_write(tmp_path, MINIMAL.replace("folds = [0, 1]", 'folds = ["all"]').replace(
+            'metric = "miou"', 'metric = "miou"\nevaluate_on = "validation"')))
 
 
 def test_grid_has_every_combination_and_scratch(tmp_path):
