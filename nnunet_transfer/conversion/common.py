@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -198,6 +198,19 @@ def find_nifti(folder: Path, stem: str) -> Path | None:
     """The NIfTI / Analyze file ``stem.nii[.gz]`` / ``stem.hdr`` directly in ``folder`` (case-insensitive)."""
     regex = re.compile(nifti_pattern(re.escape(stem)), re.IGNORECASE)
     return next((p for p in children(folder, dirs=False) if regex.fullmatch(p.name)), None)
+
+
+def check_modalities(modalities: Sequence[str], allowed: Iterable[str]) -> list[str]:
+    """``modalities`` as a list when each is one of ``allowed`` and none repeats (and there is one).
+
+    Raises NnunetTransferError naming the option, the allowed names and the unknown ones.
+    """
+    modalities, allowed = list(modalities), list(allowed)
+    unknown = [m for m in modalities if m not in allowed]
+    if not modalities or unknown or len(set(modalities)) != len(modalities):
+        raise NnunetTransferError(f"--modalities {' '.join(modalities)}: give each of {', '.join(allowed)} at most "
+                                  f"once (unknown: {unknown or 'none'})")
+    return modalities
 
 
 def require_cases(cases: Iterable[Case], source: Path, expected: str) -> list[Case]:

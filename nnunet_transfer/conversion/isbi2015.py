@@ -24,8 +24,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunet_transfer.conversion.common import (Case, Conversion, Converter, Provenance, child, find_nifti,
-                                               nifti_pattern, require_cases, require_child, walk_files)
+from nnunet_transfer.conversion.common import (Case, Conversion, Converter, Provenance, check_modalities, child,
+                                               find_nifti, nifti_pattern, require_cases, require_child, walk_files)
 from nnunet_transfer.conversion.validate import combine_raters
 from nnunet_transfer.errors import NnunetTransferError
 
@@ -77,11 +77,7 @@ def _cases(split_folder: Path, split: str, modalities: Sequence[str]) -> list[Ca
 
 
 def _check_options(modalities: Sequence[str], rater: str) -> list[str]:
-    modalities = [m.lower() for m in modalities]
-    unknown = [m for m in modalities if m not in CHANNELS]
-    if not modalities or unknown or len(set(modalities)) != len(modalities):
-        raise NnunetTransferError(f"--modalities {' '.join(modalities)}: give each of {', '.join(CHANNELS)} at most "
-                                  f"once (unknown: {unknown or 'none'})")
+    modalities = check_modalities([m.lower() for m in modalities], CHANNELS)
     if rater not in RATERS:
         raise NnunetTransferError(f"--rater {rater}: choose one of {', '.join(RATERS)}")
     return modalities

@@ -19,8 +19,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from nnunet_transfer.conversion.common import (Case, Conversion, Converter, Provenance, child, children, find_nifti,
-                                               require_cases)
+from nnunet_transfer.conversion.common import (Case, Conversion, Converter, Provenance, check_modalities, child,
+                                               children, find_nifti, require_cases)
 from nnunet_transfer.conversion.validate import remap_labels
 from nnunet_transfer.errors import NnunetTransferError
 
@@ -94,11 +94,7 @@ class MRBrainS18Converter(Converter):
 
     def discover(self, source: Path, modalities: list[str] | tuple[str, ...] = ("T1",),
                  ignore_label: str = "ignore") -> Conversion:
-        modalities = list(modalities)
-        unknown = [m for m in modalities if m not in MODALITY_FILES]
-        if unknown or not modalities or len(set(modalities)) != len(modalities):
-            raise NnunetTransferError(f"--modalities {' '.join(modalities)}: give each of {list(MODALITY_FILES)} "
-                                      f"at most once")
+        modalities = check_modalities(modalities, MODALITY_FILES)
         if ignore_label not in IGNORE_MODES:
             raise NnunetTransferError(f"--ignore-label must be one of {IGNORE_MODES}, got {ignore_label!r}")
         root = child(source, "training") or source

@@ -28,8 +28,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from nnunet_transfer.conversion.common import (Case, Conversion, Converter, Provenance, child, children, find_nifti,
-                                               is_hidden_or_stray, nifti_pattern, require_cases)
+from nnunet_transfer.conversion.common import (Case, Conversion, Converter, Provenance, check_modalities, child,
+                                               children, find_nifti, is_hidden_or_stray, nifti_pattern, require_cases)
 from nnunet_transfer.conversion.validate import binarise, combine_raters
 from nnunet_transfer.errors import NnunetTransferError
 
@@ -180,10 +180,7 @@ class MSSEG2016Converter(Converter):
 
     def discover(self, source: Path, modalities: list[str] | tuple[str, ...] = ("T1",), rater: str = "consensus",
                  images: str = "preprocessed") -> Conversion:
-        modalities = list(modalities)
-        if not modalities or any(m not in MODALITIES for m in modalities) or len(set(modalities)) < len(modalities):
-            raise NnunetTransferError(f"--modalities {' '.join(modalities)}: give each of {list(MODALITIES)} at "
-                                      f"most once")
+        modalities = check_modalities(modalities, MODALITIES)
         if rater not in RATERS or images not in VARIANTS:
             raise NnunetTransferError(f"--rater must be one of {RATERS} and --images one of {list(VARIANTS)}, got "
                                       f"{rater!r} and {images!r}")
