@@ -1,4 +1,4 @@
-"""Run stock nnU-Net commands (``nnUNetv2_train`` / ``nnUNetv2_predict``) as subprocesses.
+"""Run stock ``nnUNetv2_train`` as a subprocess; predict with nnU-Net's predictor in-process.
 
 Output goes to a log file; a progress bar follows nnU-Net's ``Epoch N`` lines. A failure raises
 one NnunetTransferError with the last lines of the log and its path.
@@ -96,18 +96,6 @@ def train(dataset: str, configuration: str, fold: str | int, trainer: str, plans
     """Run :func:`train_command` with our trainers discoverable; output to ``log_path``."""
     cmd = train_command(dataset, configuration, fold, trainer, plans, continue_training, device, num_gpus)
     run_logged(cmd, log_path, f"train {trainer} {dataset}", epochs, nnunet_subprocess_env(extra_env), progress)
-
-
-def predict(input_dir: str | Path, output_dir: str | Path, dataset: str, configuration: str, folds: Sequence,
-            trainer: str, plans: str, log_path: str | Path, device: str | None = None, tta: bool = False,
-            num_processes: int = 1, extra_env: dict[str, str] | None = None, progress: bool = True) -> None:
-    """``nnUNetv2_predict`` for one trained model."""
-    cmd = ["nnUNetv2_predict", "-i", str(input_dir), "-o", str(output_dir), "-d", dataset, "-c", configuration,
-           "-f", *map(str, folds), "-tr", trainer, "-p", plans, "-device", device or default_device(),
-           "-npp", str(num_processes), "-nps", str(num_processes), "--disable_progress_bar"]
-    if not tta:
-        cmd.append("--disable_tta")
-    run_logged(cmd, log_path, f"predict {trainer} {dataset}", None, nnunet_subprocess_env(extra_env), progress)
 
 
 def predict_in_process(input_dir: str | Path, output_dir: str | Path, model_folder: str | Path, folds: Sequence,

@@ -69,11 +69,9 @@ def _prepare_folder(output: Path, fresh: bool) -> None:
     (output / MARKER).touch()
 
 
-def _set_environment(output: Path, device: str) -> None:
-    """The demo uses its own nnU-Net tree; on the CPU, data augmentation runs in-process."""
-    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        os.environ[name] = str(output / name)
-        (output / name).mkdir(exist_ok=True)
+def _set_environment(device: str) -> None:
+    """On the CPU, one nnU-Net worker process per step. (The study file's ``nnunet_root = "."`` points
+    nnU-Net at the demo's own tree when the study runs.)"""
     if device == "cpu":
         os.environ.setdefault("nnUNet_def_n_proc", "1")
 
@@ -148,7 +146,7 @@ def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, s
     output = Path(output).resolve()
     device = device or nnunet_commands.default_device()
     _prepare_folder(output, fresh)
-    _set_environment(output, device)
+    _set_environment(device)
     names = _datasets(output, preset, seed, [SOURCES[s][0] for s in sources], targets)
     study_path = output / STUDY_FILE
     text = study_file_text(preset, names, sources, device, targets)
