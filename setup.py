@@ -34,6 +34,10 @@ setup(
         "Pillow>=9",
         "xlrd>=2",  # IXI.xls (old Excel format) in the IXI converter
         "submitit>=1.5",
+        "pydantic>=2.5",  # typed study files and plans blocks (already required by nnU-Net's blosc2)
+        "tomli>=1.1; python_version < '3.11'",  # tomllib of Python 3.11+
+        "tomli-w>=1",  # the demo writes its study file
+        "setuptools; python_version >= '3.12'",  # nnU-Net 2.8's preprocessing imports distutils
     ],
     extras_require={"test": ["pytest>=7", "hypothesis>=6", "xlwt>=1.3"]},  # xlwt writes the IXI.xls fixture
     entry_points={"console_scripts": ["nnunet_transfer=nnunet_transfer.cli:main"]},

@@ -26,9 +26,9 @@ PRETRAINERS = ["nnUNetTrainer", "nnUNetTrainerPretrainSegmentation", "nnUNetTrai
 def corruption_times(batch, repeats: int = 10) -> dict[str, float]:
     import torch
 
-    from nnunet_transfer.pretext import PRETEXTS
+    from nnunet_transfer.pretext import PRETEXT_CLASSES
     out = {}
-    for name, cls in PRETEXTS.items():
+    for name, cls in PRETEXT_CLASSES.items():
         pretext, generator = cls(), torch.Generator().manual_seed(0)
         pretext(batch, generator)
         times = []

@@ -2,15 +2,22 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Sequence
 
+from nnunet_transfer.demo.menu import DATASET_OFFSETS as DEMO_DATASETS
+from nnunet_transfer.demo.menu import SOURCES as DEMO_SOURCES
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.names import (DEVICES, HEADER_TRANSFORMS, INFLATION_RULES, INPUT_CHANNEL_RULES, KERNEL_RULES,
+                                   LOAD_RULES, PRETRAINING_TASKS, SEGMENTATION_PRETRAINER)
+from nnunet_transfer.plans_blocks import DEFAULT_PLANS, STRATEGY_KEYS
 
-DEFAULT_PLANS = "nnUNetTransferPlans"
-DEMO_KEYS = ("mri_seg_source", "mri_cls_source", "mri_unlabeled", "natural_cls_source", "natural_seg_source",
-             "natural_unlabeled", "stroke", "ms", "anatomy")
+# errors of the file system that are the user's to fix (a full disk, a read-only folder, a file
+# where a folder should be): one message naming the path, like every other bad input
+USER_FILE_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR,
+                    errno.EEXIST, errno.ENAMETOOLONG}
 
 
 def _default_processes() -> int:
@@ -65,22 +72,21 @@ def _rules(args: argparse.Namespace):
 
 def _add_rules(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("transfer rules (written to the plans' transfer block)")
-    g.add_argument("--load", choices=["encoder", "encoder+decoder", "all-but-head"],
+    g.add_argument("--load", choices=LOAD_RULES,
                    help="which part of the network to load (heads never); default: encoder for classification, "
                         "rotation and contrastive checkpoints, else encoder+decoder")
-    g.add_argument("--input-channels", default="sum", choices=["sum", "mean", "tile"],
+    g.add_argument("--input-channels", default="sum", choices=INPUT_CHANNEL_RULES,
                    help="N->1 input channels: sum (default) or mean; tile for any N->M (1->N always repeats / N)")
-    g.add_argument("--inflation", default="average", choices=["average", "center"],
+    g.add_argument("--inflation", default="average", choices=INFLATION_RULES,
                    help="2D->3D kernel inflation (default average)")
-    g.add_argument("--kernel", default="crop", choices=["crop", "average"],
+    g.add_argument("--kernel", default="crop", choices=KERNEL_RULES,
                    help="kernel-size mismatch: centre crop / zero pad (default) or average")
     g.add_argument("--strict", action="store_true", help="fail if any encoder weight is not loaded or adapted")
 
 
 def cmd_attach(args: argparse.Namespace) -> None:
     from nnunet_transfer.planning.attach import attach
-    strategy = {k: getattr(args, k) for k in ("warmup_epochs", "frozen_encoder_epochs", "encoder_lr_factor")
-                if getattr(args, k) is not None}
+    strategy = {k: getattr(args, k) for k in STRATEGY_KEYS if getattr(args, k) is not None}
     for dataset in args.datasets:
         path = attach(args.checkpoint, dataset, args.plans, args.output_plans, _rules(args), strategy)
         print(f"{dataset}: {path}")
@@ -202,10 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--targets", nargs="+", required=True, help="target dataset ids or names")
     p.add_argument("-c", "--configuration", default="3d_fullres", help="configuration (default 3d_fullres)")
     p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help=f"plans name (default {DEFAULT_PLANS})")
-    p.add_argument("-tr", "--trainer", default="nnUNetTrainerPretrainSegmentation",
-                   help="pretraining trainer (default %(default)s)")
+    p.add_argument("-tr", "--trainer", default=SEGMENTATION_PRETRAINER, choices=list(PRETRAINING_TASKS.values()),
+                   metavar="TRAINER", help="pretraining trainer: " + ", ".join(PRETRAINING_TASKS.values())
+                   + " (default %(default)s)")
     p.add_argument("-np", type=int, default=_default_processes(), help="processes for fingerprint/preprocessing")
-    p.add_argument("--device", choices=["cuda", "cpu", "mps"], help="default: cuda if available")
+    p.add_argument("--device", choices=DEVICES, help="default: cuda if available")
     _add_schedule(p)
     p.set_defaults(func=cmd_pretrain_then_plan)
 
@@ -213,12 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small CPU preset (about 10 minutes on 2 cores)")
     p.add_argument("-o", "--output", default="nnunet_transfer_demo", help="working folder (default ./%(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the demo data (default 0)")
-    p.add_argument("--device", choices=["cuda", "cpu", "mps"], help="default: cuda if available")
+    p.add_argument("--device", choices=DEVICES, help="default: cuda if available")
     p.add_argument("--fresh", action="store_true", help="delete the working folder first")
     p.add_argument("--sources", nargs="+", default=["all"], metavar="SOURCE",
-                   choices=["mri_seg", "mri_cls", "mri_ssl", "natural_seg", "natural_cls", "natural_ssl", "all"],
-                   help="pretraining sources (task x domain): mri_seg, mri_cls, mri_ssl, natural_seg, natural_cls, "
-                        "natural_ssl, or all (default: all six)")
+                   choices=[*DEMO_SOURCES, "all"],
+                   help=f"pretraining sources (task x domain): {', '.join(DEMO_SOURCES)}, or all (default: all "
+                        f"{len(DEMO_SOURCES)})")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("demo-data", help="write all embedded demo datasets as nnU-Net raw datasets")
@@ -230,8 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--natural-size", type=int, default=128, help="edge of natural-image crops in pixels")
     p.add_argument("--seed", type=int, default=0, help="same seed, same data (default 0)")
     p.add_argument("--first-id", type=int, default=900, help="dataset ids are first-id + offset (default 900)")
-    p.add_argument("--which", nargs="+", metavar="KEY", choices=DEMO_KEYS,
-                   help=f"only these datasets: {', '.join(DEMO_KEYS)}")
+    p.add_argument("--which", nargs="+", metavar="KEY", choices=list(DEMO_DATASETS),
+                   help=f"only these datasets: {', '.join(DEMO_DATASETS)}")
     p.add_argument("--overwrite", action="store_true", help="replace existing demo datasets")
     p.add_argument("-np", type=int, default=1, help="worker processes (default 1)")
     p.set_defaults(func=cmd_demo_data)
@@ -241,12 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_convert(args: argparse.Namespace) -> None:
     from nnunet_transfer.conversion.run import bad_cases_message, convert
     from nnunet_transfer.conversion.validate import GeometryPolicy
-    from nnunet_transfer.environment import require_nnunet_folders
+    from nnunet_transfer.layout import require_nnunet_folders
 
     raw = args.raw_folder or require_nnunet_folders("nnUNet_raw")["nnUNet_raw"]
     result = convert(args.converter, args.source, args.dataset_id, raw, name=args.name, overwrite=args.overwrite,
                      dry_run=args.dry_run, skip_bad=args.skip_bad, workers=args.workers,
-                     policy=GeometryPolicy(args.geometry_tolerance, args.resample_to_image),
+                     policy=GeometryPolicy(args.geometry_tolerance, args.resample_to_image, args.header_transform),
                      options={dest: getattr(args, dest) for dest in args.option_dests})
     if args.dry_run:
         for r in result.results:
@@ -268,7 +275,7 @@ def cmd_study(args: argparse.Namespace) -> None:
         print_status(study)
         return
     if args.action == "run":
-        launcher = args.launcher or study.launcher.get("kind", "local")
+        launcher = args.launcher or study.launcher.kind
         if launcher == "local":
             from nnunet_transfer.study.runner import run_local
             if args.dry_run:
@@ -329,6 +336,9 @@ def _add_convert(sub) -> None:
                        help="largest header difference (mm) between image and mask copied over (default 1e-3)")
         q.add_argument("--resample-to-image", action="store_true",
                        help="resample masks / channels whose geometry differs beyond the tolerance onto the image")
+        q.add_argument("--header-transform", choices=HEADER_TRANSFORMS,
+                       help="for NIfTI files whose qform and sform disagree: place them by this transform (default: "
+                            "such a file makes its case bad, with both origins in the message)")
         group = q.add_argument_group(f"{key} options")
         converter.add_arguments(group)
         q.set_defaults(func=cmd_convert, converter=converter, option_dests=[a.dest for a in group._group_actions])
@@ -350,6 +360,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` / a pager that closed early: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 0
+    except OSError as e:
+        if e.errno not in USER_FILE_ERRORS:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"nnunet_transfer {args.command}: error: {where}{e.strerror}; check the path and its permissions "
+              f"and choose a location you can write to", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,7 +1,10 @@
-"""Atomic file and folder writing: an interrupted step leaves nothing that looks finished."""
+"""Files: atomic writing (an interrupted step leaves nothing that looks finished), plain data for
+JSON / ``weights_only`` checkpoints, and the check that an output folder can be written."""
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -9,60 +12,88 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from nnunet_transfer.errors import NnunetTransferError
 
-def _jsonable(obj: Any) -> Any:
-    """Convert numpy scalars / arrays and tuples to plain JSON types (recursively)."""
+
+def plain_data(obj: Any, nan_as_none: bool = False) -> Any:
+    """``obj`` with numpy scalars / arrays as Python numbers / lists, tuples as lists and paths as
+    strings, recursively; with ``nan_as_none`` NaN becomes None (strict JSON's null)."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): plain_data(v, nan_as_none) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
-        return obj.tolist()
+        return [plain_data(v, nan_as_none) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return plain_data(obj.tolist(), nan_as_none)
+    if nan_as_none and isinstance(obj, float) and math.isnan(obj):
+        return None
     return obj
 
 
-def write_json_atomic(data: Any, path: str | os.PathLike, indent: int = 2) -> Path:
-    """Write ``data`` as JSON to ``path`` through a temporary file in the same folder + rename.
-
-    Numpy scalars / arrays are converted to plain numbers and lists. Returns the path written.
-    """
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary file name beside ``path``; when the block succeeds it becomes ``path``
+    (``os.replace``), otherwise it is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(_jsonable(data), f, indent=indent, sort_keys=False)
-            f.write("\n")
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    return path
+
+
+def write_json_atomic(data: Any, path: str | os.PathLike, indent: int = 2) -> Path:
+    """Write ``data`` (made :func:`plain_data`) as JSON to ``path`` atomically; returns the path."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(plain_data(data), f, indent=indent, sort_keys=False)
+        f.write("\n")
+    return Path(path)
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def write_csv_atomic(table: Any, path: str | os.PathLike) -> Path:
-    """Write a pandas DataFrame as CSV (no index) to ``path`` through a temporary file + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            table.to_csv(f, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    """Write a pandas DataFrame as CSV (no index) to ``path`` atomically; returns the path."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        table.to_csv(f, index=False)
+    return Path(path)
 
 
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file."""
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def require_writable_folder(folder: str | os.PathLike, what: str) -> Path:
+    """``folder`` made if needed, after checking it can hold new files.
+
+    Raises NnunetTransferError naming ``what`` (the option) and the path when it is a file, lies
+    below a file, or cannot be written (permissions, a read-only file system).
+    """
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise NnunetTransferError(f"{what} {folder}: {existing} is a file, not a folder; choose a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise NnunetTransferError(f"{what} {folder} cannot be written ({os.strerror(e.errno or errno.EACCES)}); "
+                                  f"choose a folder you can write to") from None
+    return folder
 
 
 @contextmanager

@@ -5,37 +5,28 @@ one NnunetTransferError with the last lines of the log and its path.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import subprocess
+import traceback
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
-from nnunet_transfer.environment import nnunet_subprocess_env
+from nnunet_transfer.environment import ext_trainer_value, nnunet_subprocess_env
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.processes import die_with_parent
 
 EPOCH_LINE = re.compile(r"^(?:.*: )?Epoch (\d+)\s*$")
 OUR_ERROR = re.compile(r"(?:nnunet_transfer\.\S*Error|NnunetTransferError|TransferError): (.*)")
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to kill it when its parent dies.
-
-    A runner killed with SIGKILL must not leave an orphaned ``nnUNetv2_train`` writing into the
-    fold folder that the resumed runner is about to use.
-    """
-    try:
-        import ctypes
-        import signal
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: no such guarantee
-        pass
-
-
 def default_device() -> str:
+    """``cuda`` when torch sees a GPU, else ``cpu``."""
     import torch
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -58,7 +49,7 @@ def run_logged(cmd: Sequence[str], log_path: str | Path, desc: str, total: int |
         env = dict(env if env is not None else nnunet_subprocess_env())
         env.setdefault("PYTHONUNBUFFERED", "1")  # nnU-Net's epoch lines must arrive as they happen
         proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env, bufsize=1, preexec_fn=_die_with_parent)
+                                env=env, bufsize=1, preexec_fn=die_with_parent)
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
@@ -108,13 +99,8 @@ def predict_in_process(input_dir: str | Path, output_dir: str | Path, model_fold
     is nnU-Net's ``<trainer>__<plans>__<configuration>`` folder of a training this package ran.
     Raises NnunetTransferError (with the log path) when prediction fails.
     """
-    import contextlib
-    import os
-
-    import torch
+    import torch  # torch and nnU-Net load in seconds: only where a prediction runs
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
-    from nnunet_transfer.environment import ext_trainer_value
 
     os.environ["nnUNet_extTrainer"] = ext_trainer_value(os.environ.get("nnUNet_extTrainer"))
     device = device or default_device()
@@ -132,7 +118,6 @@ def predict_in_process(input_dir: str | Path, output_dir: str | Path, model_fold
             predictor.predict_from_files_sequential(str(input_dir), str(output_dir), save_probabilities=False,
                                                     overwrite=True)
         except Exception as e:  # noqa: BLE001 - reported with the log, like a failed nnUNetv2_predict
-            import traceback
             traceback.print_exc()
             raise NnunetTransferError(f"prediction with {model_folder} failed: {type(e).__name__}: {e}\n"
                                       f"Full log: {log_path}") from None

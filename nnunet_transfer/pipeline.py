@@ -6,14 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnunet_transfer import nnunet_commands
-from nnunet_transfer.environment import require_nnunet_folders
-from nnunet_transfer.planning.attach import attach, default_output_plans
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.planning.common import channel_names, resolve_dataset
+from nnunet_transfer.layout import CHECKPOINT_FINAL, CHECKPOINT_LATEST, channel_names, resolve_dataset, results_folder
+from nnunet_transfer.names import SCRATCH_TRAINER, SEGMENTATION_PRETRAINER, STRATEGIES
+from nnunet_transfer.planning.attach import attach, default_output_plans
 from nnunet_transfer.planning.like_checkpoint import plan_like_checkpoint
 from nnunet_transfer.planning.shared import plan_shared
-
-DEFAULT_PRETRAINER = "nnUNetTrainerPretrainSegmentation"
+from nnunet_transfer.plans_blocks import parse_schedule
 
 
 @dataclass(frozen=True)
@@ -23,14 +22,8 @@ class PretrainThenPlanResult:
     finetune_commands: list[str]
 
 
-def results_folder(dataset: str, trainer: str, plans: str, configuration: str, fold: str | int) -> Path:
-    """nnU-Net's output folder of one training run."""
-    root = require_nnunet_folders("nnUNet_results")["nnUNet_results"]
-    return root / dataset / f"{trainer}__{plans}__{configuration}" / f"fold_{fold}"
-
-
 def pretrain_then_plan(source: int | str, targets: Sequence[int | str], configuration: str, plans_name: str,
-                       trainer: str = DEFAULT_PRETRAINER, schedule: dict | None = None, num_processes: int = 2,
+                       trainer: str = SEGMENTATION_PRETRAINER, schedule: dict | None = None, num_processes: int = 2,
                        device: str | None = None, log_dir: str | Path | None = None,
                        progress: bool = True) -> PretrainThenPlanResult:
     """Plan + preprocess ``source``, pretrain it with stock ``nnUNetv2_train ... all -tr trainer``,
@@ -50,18 +43,17 @@ def pretrain_then_plan(source: int | str, targets: Sequence[int | str], configur
                 f"source cannot take the target's images. Nothing was planned or trained.")
     plan_shared(src, [], plans_name, [configuration], num_processes, schedule=schedule, progress=progress)
     out = results_folder(src, trainer, plans_name, configuration, "all")
-    checkpoint = out / "checkpoint_final.pth"
+    checkpoint = out / CHECKPOINT_FINAL
     if not checkpoint.is_file():
         log = Path(log_dir or out.parent) / f"pretrain_{src}.log"
         nnunet_commands.train(src, configuration, "all", trainer, plans_name, log,
-                              epochs=(schedule or {}).get("num_epochs"), device=device,
-                              continue_training=(out / "checkpoint_latest.pth").is_file(), progress=progress)
+                              epochs=parse_schedule(schedule or {}, "the schedule options").num_epochs, device=device,
+                              continue_training=(out / CHECKPOINT_LATEST).is_file(), progress=progress)
     plan_like_checkpoint(checkpoint, names, plans_name, configuration, num_processes, schedule=schedule,
                          progress=progress)
     attached = {name: attach(checkpoint, name, plans_name) for name in names}
     ft_plans = default_output_plans(plans_name, src)
-    commands = [f"nnUNetv2_train {name} {configuration} 0 -tr nnUNetTrainerFinetune -p {ft_plans}" for name in names]
-    commands += [f"nnUNetv2_train {name} {configuration} 0 -tr nnUNetTrainerFromScratch -p {plans_name}"
-                 for name in names]
+    commands = [f"nnUNetv2_train {name} {configuration} 0 -tr {STRATEGIES['finetune']} -p {ft_plans}" for name in names]
+    commands += [f"nnUNetv2_train {name} {configuration} 0 -tr {SCRATCH_TRAINER} -p {plans_name}" for name in names]
     return PretrainThenPlanResult(checkpoint, attached, commands)
 

@@ -2,7 +2,10 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from nnunet_transfer.cli import build_parser
+from nnunet_transfer.plans_blocks import PretrainingBlock, TrainingSchedule, TransferBlock
 
 DOCS = Path(__file__).resolve().parents[1] / "documentation"
 
@@ -42,10 +45,10 @@ def test_every_trainer_is_documented():
     assert not missing
 
 
-def test_every_schedule_key_is_documented():
-    from nnunet_transfer.trainers.base import SCHEDULE_FIELDS
+@pytest.mark.parametrize("model", [TrainingSchedule, TransferBlock, PretrainingBlock])
+def test_every_plans_key_is_documented(model):
     text = (DOCS / "reference" / "plans.md").read_text()
-    assert all(f"`{key}`" in text for key in list(SCHEDULE_FIELDS) + ["final_validation"])
+    assert [key for key in model.model_fields if f"`{key}`" not in text] == []
 
 
 def test_every_common_convert_option_is_in_the_convert_reference():

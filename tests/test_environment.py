@@ -1,12 +1,9 @@
+"""Trainer discovery and the environment of nnU-Net subprocesses."""
 import os
 import subprocess
 import sys
 
-import pytest
-
-from nnunet_transfer.environment import (EXT_TRAINER_DIR, export_lines, ext_trainer_value, nnunet_subprocess_env,
-                                         require_nnunet_folders)
-from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.environment import EXT_TRAINER_DIR, export_lines, ext_trainer_value, nnunet_subprocess_env
 from nnunet_transfer.trainers.registry import TRAINERS
 
 
@@ -22,13 +19,6 @@ def test_export_lines_print_ext_trainer_and_only_the_unset_folders(monkeypatch, 
 def test_existing_ext_trainer_folders_are_kept():
     value = ext_trainer_value(os.pathsep.join(["/a", str(EXT_TRAINER_DIR), "/b"]))
     assert value.split(os.pathsep) == [str(EXT_TRAINER_DIR), "/a", "/b"]
-
-
-def test_unset_folders_are_one_clear_error(monkeypatch):
-    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        monkeypatch.delenv(name, raising=False)
-    with pytest.raises(NnunetTransferError, match="nnUNet_raw, nnUNet_preprocessed, nnUNet_results are not set"):
-        require_nnunet_folders()
 
 
 def test_nnunet_finds_every_trainer_through_ext_trainer():
@@ -48,20 +38,16 @@ def test_shim_folder_holds_a_single_module():
     assert not (EXT_TRAINER_DIR / "__init__.py").exists()
 
 
-def test_train_command_multi_gpu_and_continue():
-    from nnunet_transfer.nnunet_commands import train_command
-    assert train_command("D", "3d_fullres", 0, "T", "P", device="cpu") == [
-        "nnUNetv2_train", "D", "3d_fullres", "0", "-tr", "T", "-p", "P", "-device", "cpu"]
-    cmd = train_command("D", "3d_fullres", "all", "T", "P", continue_training=True, device="cuda", num_gpus=4)
-    assert cmd[-3:] == ["-num_gpus", "4", "--c"]
+def test_export_lines_quote_for_the_shell(monkeypatch, tmp_path):
+    home = tmp_path / "my data's folder"
+    monkeypatch.setenv("NNUNET_TRANSFER_HOME", str(home))
+    lines = export_lines({})
+    out = subprocess.run(["bash", "-c", "\n".join(lines) + '\necho "$nnUNet_raw"'], capture_output=True, text=True)
+    assert out.stdout.strip() == str(home / "nnUNet_raw")
 
 
-def test_every_code_folder_is_an_installed_package():
-    """A folder without __init__.py is silently left out of a (non-editable) install."""
-    from pathlib import Path
-
-    from setuptools import find_packages
-    root = Path(__file__).resolve().parents[1]
-    packages = set(find_packages(str(root), include=["nnunet_transfer", "nnunet_transfer.*"]))
-    folders = {".".join(p.parent.relative_to(root).parts) for p in (root / "nnunet_transfer").rglob("*.py")}
-    assert folders - packages == {"nnunet_transfer.nnunet_ext"}  # the trainer lookup folder, shipped as data
+def test_subprocess_environment_adds_our_trainers_and_extra_variables(monkeypatch):
+    monkeypatch.setenv("nnUNet_extTrainer", "/theirs")
+    env = nnunet_subprocess_env({"nnUNet_n_proc_DA": "0"})
+    assert env["nnUNet_extTrainer"].split(os.pathsep) == [str(EXT_TRAINER_DIR), "/theirs"]
+    assert env["nnUNet_n_proc_DA"] == "0" and env["OMP_WAIT_POLICY"] in ("PASSIVE", os.environ.get("OMP_WAIT_POLICY"))

@@ -20,7 +20,6 @@ import numpy as np
 
 from nnunet_transfer.errors import NnunetTransferError
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii", ".hdr")  # .hdr = Analyze 7.5 header with its .img beside it
 STRAY_NAMES = {"__macosx", "thumbs.db", "desktop.ini"}
 
 
@@ -136,20 +135,6 @@ class Converter:
 def is_hidden_or_stray(path: Path) -> bool:
     """Hidden files (``.DS_Store``, ``._x.nii.gz``), OS metadata folders and stray files."""
     return path.name.startswith(".") or path.name.lower() in STRAY_NAMES
-
-
-def is_nifti(path: Path) -> bool:
-    """``.nii``, ``.nii.gz`` or an Analyze ``.hdr`` (any letter case), not hidden."""
-    return path.is_file() and not is_hidden_or_stray(path) and path.name.lower().endswith(NIFTI_SUFFIXES)
-
-
-def strip_nifti(name: str) -> str:
-    """``sub-1_T1w.nii.gz`` -> ``sub-1_T1w`` (also ``.nii``, ``.hdr``, ``.img``; any letter case)."""
-    lower = name.lower()
-    for suffix in (*NIFTI_SUFFIXES, ".img"):
-        if lower.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def children(folder: Path, dirs: bool | None = None) -> list[Path]:

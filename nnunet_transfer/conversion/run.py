@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
+import zlib
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -21,14 +23,15 @@ from tqdm import tqdm
 
 from nnunet_transfer import __version__
 from nnunet_transfer.conversion.common import Case, CaseProblem, Conversion, Converter
-from nnunet_transfer.conversion.validate import (GeometryPolicy, align, check_intensities, count_non_finite,
-                                                 head_placeholder,
-                                                 read_picture, read_volume, resize_shorter)
+from nnunet_transfer.conversion.validate import (GeometryPolicy, align, check_intensities, head_placeholder,
+                                                 non_finite_problem, read_picture, read_volume, resize_shorter)
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.io import atomic_directory, write_json_atomic
+from nnunet_transfer.io import atomic_directory, require_writable_folder, write_json_atomic
+from nnunet_transfer.layout import CLASS_LABELS_FILE, SPLITS_FILE, dataset_folder_name
+from nnunet_transfer.processes import die_with_parent
 
-CLASS_LABELS_FILE = "class_labels.json"
-SPLITS_FILE = "splits_final.json"
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
+
 
 
 @dataclass(frozen=True)
@@ -87,11 +90,9 @@ def _check_labels(label: np.ndarray, allowed: frozenset[int]) -> str | None:
 
 def _read_nifti_case(case: Case, reader: _Reader) -> tuple[list[sitk.Image], np.ndarray | None, list[str]]:
     problems: list[str] = []
-    images = [read_volume(p) for p in case.images]
+    images = [read_volume(p, reader.policy) for p in case.images]
     for path, image in zip(case.images, images):
-        non_finite = count_non_finite(path)
-        problem = (f"{path} contains {non_finite} NaN / inf voxels" if non_finite else
-                   check_intensities(sitk.GetArrayViewFromImage(image), path))
+        problem = non_finite_problem(path) or check_intensities(sitk.GetArrayViewFromImage(image), path)
         if problem:
             problems.append(problem)
     for i in range(1, len(images)):
@@ -104,7 +105,7 @@ def _read_nifti_case(case: Case, reader: _Reader) -> tuple[list[sitk.Image], np.
     if case.masks:
         arrays = []
         for path in case.masks:
-            mask, problem = align(images[0], read_volume(path), reader.policy, f"mask {path.name}", True)
+            mask, problem = align(images[0], read_volume(path, reader.policy), reader.policy, f"mask {path.name}", True)
             if problem:
                 problems.append(problem)
             arrays.append(sitk.GetArrayFromImage(mask))
@@ -157,6 +158,8 @@ def process_case(case: Case, reader: _Reader, out: Path | None) -> CaseResult:
             problems += [problem] if problem else []
     except CaseProblem as e:
         return CaseResult(case, files, [str(e)])
+    except (OSError, EOFError, zlib.error) as e:  # a reader that failed in a way no check foresaw: still this case's
+        return CaseResult(case, files, [f"cannot read the files of case {case.case_id}: {type(e).__name__}: {e}"])
     foreground = None if label is None else int(np.count_nonzero(label))
     if problems or out is None:
         return CaseResult(case, files, problems, foreground)
@@ -177,7 +180,8 @@ def process_case(case: Case, reader: _Reader, out: Path | None) -> CaseResult:
     return CaseResult(case, files, [], foreground)
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
+    die_with_parent(parent)  # a conversion killed with SIGKILL / SIGTERM leaves no worker behind
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # parallelism comes from the processes
 
 
@@ -191,7 +195,7 @@ def _process_all(cases: list[Case], reader: _Reader, out: Path | None, workers: 
                 bar.update()
         else:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                     initializer=_worker_init) as pool:
+                                     initializer=_worker_init, initargs=(os.getpid(),)) as pool:
                 futures = [pool.submit(process_case, case, reader, out) for case in cases]
                 for future in futures:
                     results.append(future.result())
@@ -250,11 +254,24 @@ def _dataset_json(conversion: Conversion, converter: Converter, good: list[CaseR
     return content
 
 
+def check_dataset_name(name: str) -> str:
+    """``name`` when it is a usable nnU-Net dataset name (``DatasetXXX_<name>``: letters, digits, ``_``
+    and ``-``, no path); NnunetTransferError suggesting a cleaned name otherwise."""
+    if not isinstance(name, str) or not DATASET_NAME.fullmatch(name):
+        suggestion = re.sub(r"[^A-Za-z0-9_\-]+", "_", str(name)).strip("_-") or "MyDataset"
+        raise NnunetTransferError(f"--name {name!r}: a dataset name may hold letters, digits, '_' and '-' only (it "
+                                  f"becomes the folder DatasetXXX_<name>); for example --name {suggestion}")
+    return name
+
+
 def _target_folder(raw_root: Path, dataset_id: int, name: str, overwrite: bool, source: Path) -> Path:
     if isinstance(dataset_id, bool) or not isinstance(dataset_id, int) or not 1 <= dataset_id <= 999:
         raise NnunetTransferError(f"dataset id must be an integer from 1 to 999 (nnU-Net's DatasetXXX), "
                                   f"got {dataset_id!r}")
-    folder = raw_root / f"Dataset{dataset_id:03d}_{name}"
+    if raw_root.exists() and not raw_root.is_dir():
+        raise NnunetTransferError(f"the nnU-Net raw folder {raw_root} (--raw-folder / nnUNet_raw) is a file, not a "
+                                  f"folder; choose a folder")
+    folder = raw_root / dataset_folder_name(dataset_id, check_dataset_name(name))
     if folder.resolve().is_relative_to(source.resolve()):
         raise NnunetTransferError(f"the output {folder} lies inside SOURCE_DIR {source}; the source is never "
                                   f"modified: set nnUNet_raw (or --raw-folder) outside it")
@@ -296,6 +313,7 @@ def convert(converter: Converter, source: str | os.PathLike, dataset_id: int, ra
     if dry_run:
         return ConversionResult(folder, True, _process_all(cases, reader, None, workers, desc),
                                 notes=list(conversion.notes))
+    require_writable_folder(folder.parent, "the nnU-Net raw folder (--raw-folder / nnUNet_raw)")
     with atomic_directory(folder, overwrite=overwrite) as tmp:
         result = ConversionResult(folder, False, _process_all(cases, reader, tmp, workers, desc),
                                   notes=list(conversion.notes))

@@ -14,32 +14,53 @@ import SimpleITK as sitk
 from PIL import Image
 
 from nnunet_transfer.conversion.common import CaseProblem
-
-RATER_MODES = ("1", "2", "union", "majority", "consensus")
+from nnunet_transfer.names import HEADER_TRANSFORMS
+from nnunet_transfer.nifti import (FileProblem, check_complete, count_non_finite, geometry_from_affine,
+                                   header_transforms, transform_disagreement)
 
 
 @dataclass(frozen=True)
 class GeometryPolicy:
-    """How mask / channel headers must agree with the first image channel.
+    """How file headers are read and how mask / channel headers must agree with the first image channel.
 
     Sizes must be equal. Spacing, origin and direction may differ by ``tolerance`` (mm for
     spacing / origin, cosine units for direction); within it the first channel's header is
     copied onto the other file (tiny header drift, e.g. float32 rounding in a re-saved mask).
     Beyond it the case is bad, unless ``resample`` is set: then the file is resampled onto the
     first channel's grid (nearest neighbour for masks, linear for images).
+
+    ``header_transform``: which NIfTI transform places a file whose qform and sform disagree by
+    more than ``tolerance``: ``None`` (such a file makes its case bad), ``"sform"`` or ``"qform"``.
     """
 
     tolerance: float = 1e-3
     resample: bool = False
+    header_transform: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.header_transform not in (None, *HEADER_TRANSFORMS):
+            raise ValueError(f"header_transform must be None, 'sform' or 'qform', got {self.header_transform!r}")
 
 
-def read_volume(path: Path) -> sitk.Image:
+def read_volume(path: Path, policy: GeometryPolicy | None = None) -> sitk.Image:
     """Read a NIfTI / Analyze volume; a trailing singleton 4th dimension is dropped.
 
-    Raises CaseProblem when the file is empty or unreadable (naming the file and the reason).
+    The whole file is checked first (a cut or corrupt download, which SimpleITK would read as
+    zeros). When the header's qform and sform disagree, ``policy.header_transform`` says which
+    places the volume. Raises CaseProblem naming the file and the reason when it is empty,
+    truncated, corrupt or unreadable, or when its transforms disagree and no rule was chosen.
     """
-    if path.stat().st_size == 0:
-        raise CaseProblem(f"{path} is an empty file (0 bytes)")
+    policy = policy or GeometryPolicy()
+    try:
+        check_complete(path)
+        transforms = header_transforms(path)
+        disagreement = transform_disagreement(path, transforms, policy.tolerance)
+        chosen = geometry_from_affine(transforms[policy.header_transform]) if disagreement and \
+            policy.header_transform else None
+    except FileProblem as e:
+        raise CaseProblem(f"{path}: {e}" if str(path) not in str(e) else str(e)) from None
+    if disagreement and chosen is None:
+        raise CaseProblem(disagreement)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as e:
@@ -51,25 +72,22 @@ def read_volume(path: Path) -> sitk.Image:
         raise CaseProblem(f"{path} has {image.GetDimension()} dimensions {image.GetSize()}; expected a 3D volume")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise CaseProblem(f"{path} has {image.GetNumberOfComponentsPerPixel()} components per voxel; expected one")
+    if chosen is not None:
+        spacing, origin, direction = chosen
+        image.SetSpacing(spacing)
+        image.SetOrigin(origin)
+        image.SetDirection(direction)
     return image
 
 
-def count_non_finite(path: Path) -> int:
-    """NaN / inf voxels of a floating-point NIfTI / Analyze file, counted with nibabel.
-
-    SimpleITK (2.5) reads NaN and inf as 0, so a volume with holes of NaN would pass unnoticed
-    (and nnU-Net, which reads with SimpleITK, would train on the zeros). Integer files cannot hold
-    NaN and are not read twice.
-    """
-    import nibabel
-
+def non_finite_problem(path: Path) -> str | None:
+    """A sentence when a floating-point file holds NaN / inf voxels (SimpleITK reads them as 0, so
+    nnU-Net would train on zeros there), else None."""
     try:
-        image = nibabel.load(str(path))
-    except Exception:  # noqa: BLE001 - SimpleITK already read it; nibabel's opinion only matters for NaN
-        return 0
-    if not np.issubdtype(image.get_data_dtype(), np.floating):
-        return 0
-    return int((~np.isfinite(np.asanyarray(image.dataobj))).sum())
+        n = count_non_finite(path)
+    except FileProblem as e:
+        return str(e)
+    return f"{path} contains {n} NaN / inf voxels" if n else None
 
 
 def geometry_difference(reference: sitk.Image, other: sitk.Image) -> tuple[str, float]:

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from nnunet_transfer.demo.lesions import add_ms_lesions, add_stroke_lesions
+from nnunet_transfer.demo.menu import DATASET_OFFSETS
 from nnunet_transfer.demo.mni import load_atlas
 from nnunet_transfer.demo.natural import CLASS_IMAGES, TEXTURE_IMAGES, classification_crop, horse_scene, unlabeled_crop
 from nnunet_transfer.demo.subjects import make_subject
@@ -31,10 +32,10 @@ SPLITS = ("train", "test")
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What one demo dataset is: id offset, name, domain, task, labels, case-id prefix."""
+    """What one demo dataset is: name, domain, task, labels, case-id prefix (its key's id offset is in
+    :data:`nnunet_transfer.demo.menu.DATASET_OFFSETS`)."""
 
     key: str
-    offset: int
     name: str
     domain: str  # "mri" | "natural"
     task: str  # "segmentation" | "classification" | "unlabeled"
@@ -44,25 +45,29 @@ class DatasetSpec:
     class_names: tuple[str, ...] | None = None
 
     @property
+    def offset(self) -> int:
+        return DATASET_OFFSETS[self.key]
+
+    @property
     def placeholder_labels(self) -> bool:
         """True when labelsTr holds all-background maps only because nnU-Net needs a label file."""
         return self.task != "segmentation"
 
 
 SPECS: dict[str, DatasetSpec] = {spec.key: spec for spec in (
-    DatasetSpec("mri_seg_source", 1, "DemoMRISegSource", "mri", "segmentation", TISSUE_LABELS, "mrianat", False),
-    DatasetSpec("mri_cls_source", 2, "DemoMRIClsSource", "mri", "classification", PLACEHOLDER_LABELS, "atrophy",
+    DatasetSpec("mri_seg_source", "DemoMRISegSource", "mri", "segmentation", TISSUE_LABELS, "mrianat", False),
+    DatasetSpec("mri_cls_source", "DemoMRIClsSource", "mri", "classification", PLACEHOLDER_LABELS, "atrophy",
                 False, ATROPHY_CLASSES),
-    DatasetSpec("mri_unlabeled", 3, "DemoMRIUnlabeled", "mri", "unlabeled", PLACEHOLDER_LABELS, "mri", False),
-    DatasetSpec("natural_cls_source", 4, "DemoNaturalClsSource", "natural", "classification", PLACEHOLDER_LABELS,
+    DatasetSpec("mri_unlabeled", "DemoMRIUnlabeled", "mri", "unlabeled", PLACEHOLDER_LABELS, "mri", False),
+    DatasetSpec("natural_cls_source", "DemoNaturalClsSource", "natural", "classification", PLACEHOLDER_LABELS,
                 "photo", False, CLASS_IMAGES),
-    DatasetSpec("natural_seg_source", 5, "DemoNaturalSegSource", "natural", "segmentation",
+    DatasetSpec("natural_seg_source", "DemoNaturalSegSource", "natural", "segmentation",
                 {"background": 0, "horse": 1}, "horse", False),
-    DatasetSpec("natural_unlabeled", 6, "DemoNaturalUnlabeled", "natural", "unlabeled", PLACEHOLDER_LABELS, "crop",
+    DatasetSpec("natural_unlabeled", "DemoNaturalUnlabeled", "natural", "unlabeled", PLACEHOLDER_LABELS, "crop",
                 False),
-    DatasetSpec("stroke", 11, "DemoStroke", "mri", "segmentation", LESION_LABELS, "stroke", True),
-    DatasetSpec("ms", 12, "DemoMS", "mri", "segmentation", LESION_LABELS, "ms", True),
-    DatasetSpec("anatomy", 13, "DemoAnatomy", "mri", "segmentation", TISSUE_LABELS, "anatomy", True),
+    DatasetSpec("stroke", "DemoStroke", "mri", "segmentation", LESION_LABELS, "stroke", True),
+    DatasetSpec("ms", "DemoMS", "mri", "segmentation", LESION_LABELS, "ms", True),
+    DatasetSpec("anatomy", "DemoAnatomy", "mri", "segmentation", TISSUE_LABELS, "anatomy", True),
 )}
 # Pictures each natural dataset is made of (their origins go into dataset.json).
 NATURAL_PICTURES = {

@@ -26,9 +26,9 @@ from nnunet_transfer.demo.cases import NATURAL_PICTURES, SPECS, DatasetSpec, cas
 from nnunet_transfer.demo.mni import load_atlas
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.io import atomic_directory, write_json_atomic
+from nnunet_transfer.layout import CLASS_LABELS_FILE
 
 DEMO_DATASETS: dict[str, int] = {key: spec.offset for key, spec in SPECS.items()}
-CLASS_LABELS_FILE = "class_labels.json"
 RECORD_FILE = "demo_record.json"
 
 

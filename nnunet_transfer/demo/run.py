@@ -10,7 +10,6 @@ stopped. The study file is a starting point for a study of one's own.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -18,26 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import tomli_w
 
 from nnunet_transfer import nnunet_commands
 from nnunet_transfer.demo.datasets import DEMO_DATASETS, DemoDataSize, write_demo_datasets
+from nnunet_transfer.demo.menu import FIRST_ID, SOURCES, TARGETS
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.io import write_text_atomic
+from nnunet_transfer.names import SSL_PREFIX
+from nnunet_transfer.study.report import write_report
+from nnunet_transfer.study.runner import run_local
+from nnunet_transfer.study.spec import load_study
 
 MARKER = ".nnunet_transfer_demo"
-FIRST_ID = 900
-PLANS = "nnUNetTransferPlans"
 STUDY_FILE = "demo_study.toml"
-# target key -> (column label, lesion detection rate?)
-TARGETS = {"stroke": ("stroke", True), "ms": ("MS", True), "anatomy": ("anatomy", False)}
-# source key -> (demo dataset, study task, domain): the reference study's task x domain grid
-SOURCES = {
-    "mri_seg": ("mri_seg_source", "segmentation", "mri"),
-    "mri_cls": ("mri_cls_source", "classification", "mri"),
-    "mri_ssl": ("mri_unlabeled", "ssl:models_genesis", "mri"),
-    "natural_seg": ("natural_seg_source", "segmentation", "natural"),
-    "natural_cls": ("natural_cls_source", "classification", "natural"),
-    "natural_ssl": ("natural_unlabeled", "ssl:models_genesis", "natural"),
-}
 
 
 @dataclass(frozen=True)
@@ -96,29 +89,23 @@ def _datasets(output: Path, preset: DemoPreset, seed: int, sources: Sequence[str
 def study_file_text(preset: DemoPreset, names: dict[str, str], sources: Sequence[str], device: str,
                     targets: Sequence[str] = tuple(TARGETS)) -> str:
     """The demo's study file: ``sources`` x ``targets`` + scratch, fold ``all``, the preset's schedule."""
-    def toml(value) -> str:
-        return json.dumps(value)  # JSON strings, numbers and lists are valid TOML values
-
     # nnU-Net plans the MRI segmentation source, else the anatomy target; every other dataset shares it
     reference = names[SOURCES["mri_seg"][0]] if "mri_seg" in sources else names[
         "anatomy" if "anatomy" in targets else targets[0]]
-    lines = [f"# The demo as a study: nnunet_transfer study run {STUDY_FILE}",
-             f"name = {toml('demo_' + preset.name)}", 'output = "study"', 'nnunet_root = "."',
-             f"configuration = {toml(preset.configuration)}", 'folds = ["all"]', 'strategies = ["finetune"]',
-             f"reference = {toml(reference)}", f"device = {toml(device)}", "num_processes = 2"]
+    study: dict = {"name": f"demo_{preset.name}", "output": "study", "nnunet_root": ".",
+                   "configuration": preset.configuration, "folds": ["all"], "strategies": ["finetune"],
+                   "reference": reference, "device": device, "num_processes": 2}
     if preset.batch_size is not None:
-        lines.append(f"batch_size = {preset.batch_size}")
-    lines += ["", "[schedule]"] + [f"{k} = {toml(v)}" for k, v in preset.schedule.items()]
+        study["batch_size"] = preset.batch_size
+    study["schedule"] = dict(preset.schedule)
+    study["sources"] = []
     for key in sources:
         dataset, task, domain = SOURCES[key]
-        label = f"{'MRI' if domain == 'mri' else 'natural'} {task.removeprefix('ssl:').replace('_', ' ')}"
-        lines += ["", "[[sources]]", f"dataset = {toml(names[dataset])}", f"task = {toml(task)}",
-                  f"domain = {toml(domain)}", f"label = {toml(label)}"]
-    for key in targets:
-        label, lesions = TARGETS[key]
-        lines += ["", "[[targets]]", f"dataset = {toml(names[key])}", f"label = {toml(label)}", 'metric = "dice"',
-                  f"lesions = {'true' if lesions else 'false'}"]
-    return "\n".join(lines) + "\n"
+        label = f"{'MRI' if domain == 'mri' else 'natural'} {task.removeprefix(SSL_PREFIX).replace('_', ' ')}"
+        study["sources"].append({"dataset": names[dataset], "task": task, "domain": domain, "label": label})
+    study["targets"] = [{"dataset": names[key], "label": TARGETS[key][0], "metric": "dice", "lesions": TARGETS[key][1]}
+                        for key in targets]
+    return f"# The demo as a study: nnunet_transfer study run {STUDY_FILE}\n" + tomli_w.dumps(study)
 
 
 def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, seed: int = 0,
@@ -133,10 +120,6 @@ def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, s
     NnunetTransferError for unknown sources, a non-demo output folder, or failed steps (listed
     with their logs; a second run retries them).
     """
-    from nnunet_transfer.study.report import write_report
-    from nnunet_transfer.study.runner import run_local
-    from nnunet_transfer.study.spec import load_study
-
     preset = preset or (QUICK if quick else DEFAULT)
     sources = list(SOURCES) if "all" in sources else list(dict.fromkeys(sources))
     unknown = [s for s in sources if s not in SOURCES] + [t for t in targets if t not in TARGETS]
@@ -151,9 +134,7 @@ def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, s
     study_path = output / STUDY_FILE
     text = study_file_text(preset, names, sources, device, targets)
     if not study_path.is_file() or study_path.read_text() != text:
-        tmp = study_path.with_name(f".{study_path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, study_path)
+        write_text_atomic(text, study_path)
     study = load_study(study_path)
     failed = run_local(study, progress=progress)
     if failed:

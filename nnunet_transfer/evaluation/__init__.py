@@ -6,7 +6,7 @@ ATLAS R2.0 lesion-wise metrics (pure); ``evaluate``: folders -> per-case table +
 """
 from nnunet_transfer.evaluation.evaluate import EvaluationResult, EvaluationSettings, evaluate_folders
 from nnunet_transfer.evaluation.lesions import LesionMatch, label_lesions, match_lesions
-from nnunet_transfer.evaluation.metrics import dice, iou, mean_iou, voxel_counts
+from nnunet_transfer.evaluation.metrics import dice, iou, voxel_counts
 
 __all__ = ["EvaluationResult", "EvaluationSettings", "evaluate_folders", "LesionMatch", "label_lesions",
-           "match_lesions", "dice", "iou", "mean_iou", "voxel_counts"]
+           "match_lesions", "dice", "iou", "voxel_counts"]

@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import SimpleITK as sitk
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.evaluation.lesions import CONNECTIVITIES, LesionMatch, match_lesions, min_size_in_voxels
 from nnunet_transfer.evaluation.metrics import VoxelCounts, voxel_counts, voxel_metrics, voxel_volume_ml
-from nnunet_transfer.io import read_json, write_csv_atomic, write_json_atomic
+from nnunet_transfer.io import plain_data, read_json, require_writable_folder, write_csv_atomic, write_json_atomic
+from nnunet_transfer.processes import die_with_parent
+from nnunet_transfer.nifti import (FileProblem, check_complete, count_non_finite, header_transforms,
+                                   transform_disagreement)
 
 if TYPE_CHECKING:  # pandas is imported where tables are built: worker processes do not need it
     import pandas as pd
@@ -127,11 +131,26 @@ def find_cases(reference_dir: str | os.PathLike, prediction_dir: str | os.PathLi
     return cases, sorted(set(prediction) - set(reference))
 
 
-def read_segmentation(path: Path) -> tuple[np.ndarray, dict]:
+def read_segmentation(path: Path, tolerance: float = 1e-3) -> tuple[np.ndarray, dict]:
     """An integer label map (numpy axis order z, y, x) and its geometry (SimpleITK order x, y, z):
-    {"shape", "spacing", "origin", "direction"}. Raises NnunetTransferError for an unreadable file
-    or non-integer values."""
-    import SimpleITK as sitk
+    {"shape", "spacing", "origin", "direction"}.
+
+    Raises NnunetTransferError naming the file for an empty, truncated, corrupt or unreadable file
+    (SimpleITK would read a cut file as zeros), NaN / inf voxels (read as 0), non-integer values,
+    or a qform and sform that disagree by more than ``tolerance`` mm (which one places the mask?).
+    """
+    try:
+        check_complete(path)
+        problem = transform_disagreement(path, header_transforms(path), tolerance)
+        non_finite = count_non_finite(path)
+    except FileProblem as e:
+        raise NnunetTransferError(str(e)) from None
+    if problem:
+        raise NnunetTransferError(problem.replace("choose one with --header-transform sform|qform, or fix the header",
+                                                  "fix the header (e.g. by converting the folder with nnunet_transfer "
+                                                  "convert nifti-folder --header-transform sform|qform)"))
+    if non_finite:
+        raise NnunetTransferError(f"{path} contains {non_finite} NaN / inf voxels: not a segmentation")
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as e:
@@ -174,8 +193,8 @@ def evaluate_case(case: str, reference_file: Path, prediction_file: Path, settin
 
     Raises NnunetTransferError for a geometry mismatch or label values not in ``settings.labels``.
     """
-    reference, ref_geometry = read_segmentation(reference_file)
-    prediction, pred_geometry = read_segmentation(prediction_file)
+    reference, ref_geometry = read_segmentation(reference_file, settings.geometry_tolerance)
+    prediction, pred_geometry = read_segmentation(prediction_file, settings.geometry_tolerance)
     check_geometry(case, ref_geometry, pred_geometry, settings.geometry_tolerance)
     found = (_values_present(reference) | _values_present(prediction)) - {0}
     if settings.labels is not None:
@@ -211,17 +230,6 @@ def _stats(values: list[float]) -> dict[str, float | int]:
     n = int(array.size)
     return {"mean": float(array.mean()) if n else math.nan, "sd": float(array.std(ddof=1)) if n > 1 else math.nan,
             "median": float(np.median(array)) if n else math.nan, "n": n}
-
-
-def _no_nan(obj):
-    """NaN -> None, so that the summary is strict JSON (null = undefined)."""
-    if isinstance(obj, dict):
-        return {k: _no_nan(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_no_nan(v) for v in obj]
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    return obj
 
 
 def _foreground_mean(means: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -267,7 +275,7 @@ def summarise(results: list[dict], settings: EvaluationSettings) -> tuple[pd.Dat
     summary["foreground_mean"] = _foreground_mean(summary["mean"])
     summary["mDice"] = _stats(table["mDice"].tolist())
     summary["mIoU"] = _stats(table["mIoU"].tolist())
-    return table, _no_nan(summary)
+    return table, plain_data(summary, nan_as_none=True)
 
 
 def _run_cases(cases: list[tuple[str, Path, Path]], settings: EvaluationSettings, workers: int,
@@ -282,7 +290,8 @@ def _run_cases(cases: list[tuple[str, Path, Path]], settings: EvaluationSettings
                 bar.update()
             return results
         context = multiprocessing.get_context(START_METHOD)
-        with ProcessPoolExecutor(max_workers=min(workers, len(cases)), mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(cases)), mp_context=context,
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(evaluate_case, *case, settings): i for i, case in enumerate(cases)}
             results = [None] * len(cases)
             try:
@@ -310,6 +319,8 @@ def evaluate_folders(reference_dir: str | os.PathLike, prediction_dir: str | os.
     geometry mismatches and unknown label values, naming the case.
     """
     settings = settings or EvaluationSettings()
+    if output_dir is not None:  # before the (long) evaluation, not after it
+        require_writable_folder(output_dir, "the output folder (-o)")
     endings = NIFTI_ENDINGS
     if dataset_json is not None:
         names, ending = labels_from_dataset_json(dataset_json)

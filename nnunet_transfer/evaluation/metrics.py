@@ -83,12 +83,6 @@ def abs_volume_difference_ml(counts: VoxelCounts, voxel_ml: float) -> float:
     return abs(counts.n_pred - counts.n_ref) * voxel_ml
 
 
-def mean_iou(ious: list[float] | np.ndarray) -> float:
-    """mIoU: the mean of the per-class IoU values given (the foreground classes); NaN for none."""
-    values = np.asarray(ious, dtype=float)
-    return float(values.mean()) if values.size else float("nan")
-
-
 def voxel_metrics(counts: VoxelCounts, voxel_ml: float) -> dict[str, float | int]:
     """All voxel metrics of one label from its counts, keyed as in the per-case output.
 

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict
+from collections.abc import Mapping
 from pathlib import Path
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.planning.common import load_plans, plans_path, resolve_dataset, write_plans
+from nnunet_transfer.layout import plans_path, resolve_dataset
 from nnunet_transfer.planning.like_checkpoint import check_channels, describe_checkpoint
-from nnunet_transfer.trainers.schedule import Strategy
+from nnunet_transfer.planning.plans_file import load_plans, write_plans
+from nnunet_transfer.plans_blocks import TRANSFER_KEY, Strategy, make_transfer_block
 from nnunet_transfer.transfer.rules import TransferRules
 
-TRANSFER_KEY = "transfer"
+PLANS_NAME = re.compile(r"[A-Za-z0-9_\-.]+")
 
 
 def sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -29,25 +30,24 @@ def sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def default_output_plans(plans_name: str, source_dataset: str | None) -> str:
+    """``<plans>_from_<source dataset without its DatasetXXX_ prefix>``."""
     tag = re.sub(r"^Dataset\d+_", "", source_dataset or "checkpoint")
     return f"{plans_name}_from_{re.sub(r'[^A-Za-z0-9]+', '', tag)}"
 
 
 def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_plans_name: str | None = None,
-           rules: TransferRules | None = None, strategy: dict | None = None, overwrite: bool = True) -> Path:
+           rules: TransferRules | None = None, strategy: Mapping | None = None, overwrite: bool = True) -> Path:
     """Write ``<output_plans_name>.json`` next to the target's plans with the transfer block.
 
-    ``rules`` (load, input channels, inflation, kernel, strict; ``load=None`` picks
-    ``encoder`` for classification / rotation / SimCLR checkpoints, else ``encoder+decoder``) and
-    ``strategy`` (any of
-    ``warmup_epochs``, ``frozen_encoder_epochs``, ``encoder_lr_factor``) go into the block.
-    Raises NnunetTransferError for a missing plans file, a checkpoint whose network cannot
-    initialise any configuration of the plans (3D into 2D, input channels no rule maps), or an
-    output name containing ``__`` (nnU-Net splits folder names on it).
+    ``rules`` (load, input channels, inflation, kernel, strict; ``load=None`` is decided by the
+    checkpoint: ``encoder`` when its decoder never trained, else ``encoder+decoder``) and
+    ``strategy`` (any of ``warmup_epochs``, ``frozen_encoder_epochs``, ``encoder_lr_factor``) go
+    into the block. Raises NnunetTransferError for a missing plans file, a checkpoint whose
+    network cannot initialise any configuration of the plans (3D into 2D, input channels no rule
+    maps), or an output name containing ``__`` (nnU-Net splits folder names on it).
     """
     rules = rules or TransferRules()
-    strategy = dict(strategy or {})
-    Strategy.from_block(strategy, Strategy(), num_epochs=10 ** 9)  # types and signs; epochs checked at training
+    Strategy().with_options(strategy or {}, num_epochs=10 ** 9)  # types and signs; epochs checked at training
     name = resolve_dataset(target)
     ckpt = describe_checkpoint(checkpoint, allow_bare=True)  # a bare state dict of a compatible network works
     check_channels(ckpt, name, rules.input_channels)
@@ -61,22 +61,13 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
             f"Checkpoint {ckpt.path.name} holds a {dims}D network ({ckpt.configuration}) but plans '{plans_name}' of "
             f"{name} only have {', '.join(plans['configurations'])}: a 3D network cannot initialise a 2D one.")
     out_name = output_plans_name or default_output_plans(plans_name, ckpt.source_dataset)
-    if "__" in out_name or not re.fullmatch(r"[A-Za-z0-9_\-.]+", out_name):
+    if "__" in out_name or not PLANS_NAME.fullmatch(out_name):
         raise NnunetTransferError(f"Plans name {out_name!r} must use letters, digits, '_', '-', '.' and no '__'.")
     if out_name == plans_name:
         raise NnunetTransferError("The plans copy needs a name of its own (-o); the original plans stay untouched.")
     if plans_path(name, out_name).exists() and not overwrite:
         raise NnunetTransferError(f"{plans_path(name, out_name)} exists; pass --overwrite to replace it.")
-    new = dict(plans)
-    new["plans_name"] = out_name
-    new[TRANSFER_KEY] = {
-        "checkpoint": str(ckpt.path),
-        "checkpoint_sha256": sha256(ckpt.path),
-        "source_dataset": ckpt.source_dataset,
-        "source_configuration": ckpt.configuration,
-        "configurations": usable,
-        **asdict(rules),
-        **strategy,
-        "attached_to": plans_name,
-    }
-    return write_plans(new, name)
+    block = make_transfer_block(str(ckpt.path), rules, strategy, checkpoint_sha256=sha256(ckpt.path),
+                                source_dataset=ckpt.source_dataset, source_configuration=ckpt.configuration,
+                                configurations=usable, attached_to=plans_name)
+    return write_plans({**plans, "plans_name": out_name, TRANSFER_KEY: block.block()}, name)

@@ -10,10 +10,11 @@ from tqdm import tqdm
 
 import nnunet_transfer
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.planning.common import (channel_names, ensure_fingerprint, plan_dataset, preprocess,
-                                             resolve_dataset, resolved_configuration, share_architecture,
-                                             write_plans)
-from nnunet_transfer.trainers.base import SCHEDULE_KEY, validate_schedule
+from nnunet_transfer.layout import channel_names, resolve_dataset
+from nnunet_transfer.planning.nnunet_planner import ensure_fingerprint, plan_dataset, preprocess
+from nnunet_transfer.planning.plans_file import resolved_configuration, write_plans
+from nnunet_transfer.planning.shared import share_architecture, with_schedule
+from nnunet_transfer.plans_blocks import SHARED_KEYS, TrainingSchedule, parse_schedule
 from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, extract_state_dict, load_checkpoint
 from nnunet_transfer.transfer.compat import check_channels_adaptable
 
@@ -95,7 +96,7 @@ def check_channels(ckpt: CheckpointPlan, dataset: str, rule: str | None = None) 
 def plan_like_checkpoint(checkpoint: str | Path, targets: Sequence[int | str], plans_name: str,
                          configuration: str | None = None, num_processes: int = 2,
                          run_preprocessing: bool = True, clean: bool = False,
-                         schedule: dict | None = None, progress: bool = True) -> dict[str, Path]:
+                         schedule: dict | TrainingSchedule | None = None, progress: bool = True) -> dict[str, Path]:
     """Plan and preprocess ``targets`` with the checkpoint's architecture, patch and batch size.
 
     Every target is checked (dataset exists, channel count, dimensionality) before anything is
@@ -106,8 +107,8 @@ def plan_like_checkpoint(checkpoint: str | Path, targets: Sequence[int | str], p
     names = list(dict.fromkeys(resolve_dataset(t) for t in targets))
     for name in names:
         check_channels(ckpt, name)
-    schedule = validate_schedule(schedule or {}, "the schedule options")
-    template = {cfg_name: {k: ckpt.configuration_dict[k] for k in ("architecture", "patch_size", "batch_size")}}
+    schedule = parse_schedule(schedule or {}, "the schedule options")
+    template = {cfg_name: {k: ckpt.configuration_dict[k] for k in SHARED_KEYS}}
     provenance = {"reference_checkpoint": str(ckpt.path), "reference_dataset": ckpt.source_dataset,
                   "nnunet_transfer_version": nnunet_transfer.__version__}
     planned = {}
@@ -117,9 +118,7 @@ def plan_like_checkpoint(checkpoint: str | Path, targets: Sequence[int | str], p
         if missing:
             raise NnunetTransferError(f"{name} cannot have the checkpoint's {cfg_name} configuration "
                                       f"(a 2D dataset only has '2d').")
-        if schedule:
-            plans[SCHEDULE_KEY] = dict(schedule)
-        planned[name] = plans
+        planned[name] = with_schedule(plans, schedule)
     written = {}
     for name, plans in tqdm(planned.items(), desc="preprocess", disable=not progress or not run_preprocessing):
         written[name] = write_plans(plans, name)

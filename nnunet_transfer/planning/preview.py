@@ -4,36 +4,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnunet_transfer.io import read_json
-from nnunet_transfer.planning.common import (channel_names, load_plans, preprocessed_dir, resolve_dataset,
-                                             resolved_configuration)
-from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, extract_state_dict, load_checkpoint
-from nnunet_transfer.transfer.compat import check_compatible
-from nnunet_transfer.transfer.load import preview_with_rules
+from nnunet_transfer.layout import DATASET_JSON, channel_names, preprocessed_dir, resolve_dataset
+from nnunet_transfer.planning.plans_file import load_plans, resolved_configuration
+from nnunet_transfer.transfer.driver import transfer_from_checkpoint
 from nnunet_transfer.transfer.report import TransferReport
 from nnunet_transfer.transfer.rules import TransferRules
+
+
+def build_target_network(name: str, plans: dict, configuration: str):
+    """The network nnU-Net builds for ``configuration`` of ``plans`` (with deep supervision, as in
+    training), with the dataset's input channels and segmentation heads."""
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    cfg = resolved_configuration(plans, configuration)
+    dataset_json = read_json(preprocessed_dir(name) / DATASET_JSON)
+    labels = PlansManager(plans).get_label_manager(dataset_json)
+    arch = cfg["architecture"]
+    return get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"],
+                                  len(channel_names(name)), labels.num_segmentation_heads, deep_supervision=True)
 
 
 def preview(checkpoint: str | Path, target: int | str, plans_name: str, configuration: str,
             rules: TransferRules | None = None) -> TransferReport:
     """Build the target network as nnU-Net would (plans + dataset.json) and match the checkpoint
-    into it under ``rules``; nothing is written. Raises NnunetTransferError as the trainer would."""
-    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
-    rules = rules or TransferRules()
+    into it under ``rules`` through the trainers' own transfer path; nothing is written. Raises
+    NnunetTransferError as the trainer would."""
     name = resolve_dataset(target)
-    plans = load_plans(name, plans_name)
-    cfg = resolved_configuration(plans, configuration)
-    dataset_json = read_json(preprocessed_dir(name) / "dataset.json")
-    labels = PlansManager(plans).get_label_manager(dataset_json)
-    arch = cfg["architecture"]
-    network = get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"],
-                                     len(channel_names(name)), labels.num_segmentation_heads, deep_supervision=True)
-    ckpt = load_checkpoint(checkpoint)
-    source = extract_state_dict(ckpt)
-    rules = rules.with_default_load(checkpoint_metadata(ckpt))
-    check_compatible(source, network, f"Checkpoint {checkpoint}", f"the {configuration} network of {name}", rules)
-    report = preview_with_rules(source, network, rules)
-    report.checkpoint = str(checkpoint)
-    report.source_metadata = checkpoint_metadata(ckpt)
-    return report
+    network = build_target_network(name, load_plans(name, plans_name), configuration)
+    return transfer_from_checkpoint(checkpoint, network, rules or TransferRules(),
+                                    f"the {configuration} network of {name}", apply=False)

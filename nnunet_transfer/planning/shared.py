@@ -7,25 +7,61 @@ Unlike ``nnUNetv2_move_plans_between_datasets`` nothing dataset-specific is copi
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from copy import deepcopy
 from pathlib import Path
 
 from tqdm import tqdm
 
 import nnunet_transfer
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.layout import resolve_dataset
+from nnunet_transfer.planning.nnunet_planner import ensure_fingerprint, plan_dataset, preprocess
+from nnunet_transfer.planning.plans_file import resolved_configuration, write_plans
 from nnunet_transfer.planning.twin import TWIN_CONFIGURATION, twin_2d
-from nnunet_transfer.planning.common import (ensure_fingerprint, plan_dataset, preprocess, resolve_dataset,
-                                             resolved_configuration, share_architecture, write_plans)
-from nnunet_transfer.trainers.base import SCHEDULE_KEY, validate_schedule
+from nnunet_transfer.plans_blocks import (DEFAULT_PLANS, SCHEDULE_KEY, SHARED_KEYS, SHARED_PLANS_KEY,
+                                          TrainingSchedule, parse_schedule, shared_plans_block)
 
-DEFAULT_PLANS = "nnUNetTransferPlans"
+
+def share_architecture(plans: dict, template: dict[str, dict], provenance: Mapping) -> tuple[dict, list[str]]:
+    """Give ``plans`` the architecture, patch size and batch size of ``template`` (configuration
+    name -> configuration dict) and keep only those configurations.
+
+    The dataset's own spacing, normalisation, channels, resampling and intensity properties stay.
+    Returns the new plans and the template configurations the dataset cannot have (a 3d
+    configuration for a 2D dataset). Pure: ``plans`` is not modified.
+    """
+    out = deepcopy(plans)
+    own = out["configurations"]
+    kept, missing = {}, []
+    for cfg_name, cfg in template.items():
+        # a twin configuration is the dataset's own 2d configuration with the twin's network
+        base = own.get(cfg_name) or (own.get("2d") if cfg.get("twin_of") else None)
+        if base is None or "patch_size" not in base or len(base["patch_size"]) != len(cfg["patch_size"]):
+            missing.append(cfg_name)
+            continue
+        base = deepcopy(base)
+        base.pop("inherits_from", None)
+        for key in SHARED_KEYS:
+            base[key] = deepcopy(cfg[key])
+        if cfg.get("twin_of"):
+            base["twin_of"] = cfg["twin_of"]
+        kept[cfg_name] = base
+    out["configurations"] = kept
+    out[SHARED_PLANS_KEY] = shared_plans_block(provenance, list(kept))
+    return out, missing
+
+
+def with_schedule(plans: dict, schedule: TrainingSchedule) -> dict:
+    """``plans`` with the ``training_schedule`` block set (when the schedule sets anything)."""
+    block = schedule.block()
+    return {**plans, SCHEDULE_KEY: block} if block else plans
 
 
 def plan_shared(reference: int | str, others: Sequence[int | str] = (), plans_name: str = DEFAULT_PLANS,
                 configurations: Sequence[str] = ("2d", "3d_fullres"), num_processes: int = 2,
                 run_preprocessing: bool = True, clean: bool = False, verify: bool = False,
-                gpu_memory_target_in_gb: float | None = None, schedule: dict | None = None,
+                gpu_memory_target_in_gb: float | None = None, schedule: dict | TrainingSchedule | None = None,
                 batch_size: int | None = None, twin: bool = False, progress: bool = True) -> dict[str, Path]:
     """Plan ``reference`` with nnU-Net, give ``others`` its architecture, preprocess them all.
 
@@ -40,7 +76,7 @@ def plan_shared(reference: int | str, others: Sequence[int | str] = (), plans_na
     """
     ref = resolve_dataset(reference)
     names = [ref] + [n for n in dict.fromkeys(resolve_dataset(o) for o in others) if n != ref]
-    schedule = validate_schedule(schedule or {}, "the schedule options")
+    schedule = parse_schedule(schedule or {}, "the schedule options")
     steps = tqdm(total=len(names) * (2 + (len(configurations) + twin)), desc="shared plans",
                  disable=not progress, unit="step")
     for name in names:
@@ -79,9 +115,7 @@ def plan_shared(reference: int | str, others: Sequence[int | str] = (), plans_na
         if missing:
             tqdm.write(f"{name}: no {', '.join(missing)} configuration (2D dataset); keeping "
                        f"{', '.join(plans['configurations'])}.")
-        if schedule:
-            plans[SCHEDULE_KEY] = dict(schedule)
-        planned[name] = plans
+        planned[name] = with_schedule(plans, schedule)
         if name != ref:
             steps.update()
     steps.update()

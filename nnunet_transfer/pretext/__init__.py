@@ -5,8 +5,9 @@ from nnunet_transfer.pretext.masked_image_modeling import MaskedImageModeling
 from nnunet_transfer.pretext.models_genesis import ModelsGenesis
 from nnunet_transfer.pretext.rotation import RotationPrediction
 
-PRETEXTS = {"models_genesis": ModelsGenesis, "context_restoration": ContextRestoration,
-            "masked_image_modeling": MaskedImageModeling, "rotation": RotationPrediction, "simclr": SimCLRViews}
+# name (the keys of nnunet_transfer.names.PRETEXTS) -> class
+PRETEXT_CLASSES = {"models_genesis": ModelsGenesis, "context_restoration": ContextRestoration,
+                   "masked_image_modeling": MaskedImageModeling, "rotation": RotationPrediction, "simclr": SimCLRViews}
 
-__all__ = ["PRETEXTS", "ContextRestoration", "MaskedImageModeling", "ModelsGenesis", "RotationPrediction",
+__all__ = ["PRETEXT_CLASSES", "ContextRestoration", "MaskedImageModeling", "ModelsGenesis", "RotationPrediction",
            "SimCLRViews", "nt_xent"]

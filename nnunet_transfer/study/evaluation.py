@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_transfer.evaluation.evaluate import EvaluationSettings, evaluate_folders
 from nnunet_transfer.io import read_json, write_csv_atomic, write_json_atomic
+from nnunet_transfer.layout import DATASET_JSON
 
 STUDY_COLUMNS = {"dice": "mDice", "miou": "mIoU", "lesion_tpr": "lesion_TPR"}
 
@@ -19,17 +21,15 @@ def evaluate_run(raw_dataset: Path, predictions: Path, out_csv: Path, lesions: b
     (labelsTr for nnU-Net's validation predictions) only the predicted cases are evaluated.
     Columns: the evaluation's per-case table (``mDice``, ``mIoU``, ``Dice_<label>``, ...) plus
     ``lesion_TPR``, the mean detection rate over labels, when ``lesions``."""
-    from nnunet_transfer.evaluation.evaluate import EvaluationSettings, evaluate_folders
-
     settings = EvaluationSettings(lesion_labels=None if lesions else ())
-    ending = read_json(raw_dataset / "dataset.json")["file_ending"]
+    ending = read_json(raw_dataset / DATASET_JSON)["file_ending"]
     with tempfile.TemporaryDirectory() as subset:
         reference = raw_dataset / "labelsTs"
         if reference_dir is not None:  # the predicted cases' references only
             for prediction in predictions.glob(f"*{ending}"):
                 os.symlink(reference_dir / prediction.name, Path(subset) / prediction.name)
             reference = Path(subset)
-        result = evaluate_folders(reference, predictions, None, settings, dataset_json=raw_dataset / "dataset.json",
+        result = evaluate_folders(reference, predictions, None, settings, dataset_json=raw_dataset / DATASET_JSON,
                                   progress=False)
     table = result.per_case
     if lesions:

@@ -10,9 +10,13 @@ nnU-Net's own ``-num_gpus`` (``launcher.num_gpus``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-import pandas as pd
 
+import pandas as pd
+import submitit
+
+from nnunet_transfer.processes import forked_children_die_on_sigterm
 from nnunet_transfer.study import state
+from nnunet_transfer.study.runner import run_step
 from nnunet_transfer.study.spec import Study, load_study
 from nnunet_transfer.study.steps import Step, activate, expand
 
@@ -37,7 +41,7 @@ def jobs(study: Study) -> list[Job]:
 
 def run_job(study_file: str, step_ids: list[str]) -> list[str]:
     """Job entry point (runs on the cluster node): run the given steps of the study in order."""
-    from nnunet_transfer.study.runner import run_step
+    forked_children_die_on_sigterm()  # else nnU-Net's pools hang under submitit's SIGTERM handler
     study = load_study(study_file)
     activate(study)
     by_id: dict[str, Step] = {s.id: s for s in expand(study)}
@@ -52,14 +56,15 @@ def _pending(study: Study, job: Job) -> bool:
 
 def _parameters(study: Study, job: Job, slurm: bool) -> dict:
     launcher = study.launcher
-    params = {"name": f"{study.name}:{job.name}", "timeout_min": int(launcher.get("timeout_min", 24 * 60))}
+    params = {"name": f"{study.name}:{job.name}", "timeout_min": launcher.timeout_min}
     if slurm:
-        params.update({f"slurm_{k}": launcher[k] for k in ("partition", "account", "qos") if k in launcher})
-        gpus = int(launcher.get("gpus_per_node", launcher.get("num_gpus", 1)))
+        params.update({f"slurm_{k}": getattr(launcher, k) for k in ("partition", "account", "qos")
+                       if getattr(launcher, k) is not None})
+        gpus = launcher.gpus_per_node if launcher.gpus_per_node is not None else launcher.num_gpus
         params["gpus_per_node"] = 0 if job.name == "plan" else gpus  # planning and preprocessing run on CPUs
-        params["cpus_per_task"] = int(launcher.get("cpus_per_task", 8))
-        if "mem_gb" in launcher:
-            params["mem_gb"] = launcher["mem_gb"]
+        params["cpus_per_task"] = launcher.cpus_per_task
+        if launcher.mem_gb is not None:
+            params["mem_gb"] = launcher.mem_gb
     return params
 
 
@@ -74,8 +79,6 @@ def submit(study: Study, kind: str, dry_run: bool = False) -> pd.DataFrame:
     return what would be submitted. Local jobs are awaited wave by wave (``launcher.max_parallel``
     at a time); SLURM jobs are submitted with dependencies and not awaited. Returns the job table
     with submitit's job ids."""
-    import submitit
-
     activate(study)  # fail here, not on the cluster, when the nnU-Net folders are missing
     table = plan_jobs(study)
     if dry_run:
@@ -92,7 +95,7 @@ def submit(study: Study, kind: str, dry_run: bool = False) -> pd.DataFrame:
             ids[job.name] = executor.submit(run_job, str(study.path), list(job.steps)).job_id
     else:
         executor = submitit.AutoExecutor(folder=folder, cluster="local")
-        max_parallel = int(study.launcher.get("max_parallel", 1))
+        max_parallel = study.launcher.max_parallel
         remaining = list(pending)
         while remaining:
             ready = [j for j in remaining if all(d not in {r.name for r in remaining} for d in j.deps)][:max_parallel]

@@ -15,19 +15,23 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pandas as pd
+from scipy.stats import wilcoxon
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.io import read_json
+from nnunet_transfer.io import atomic_path, read_json, write_csv_atomic, write_text_atomic
+from nnunet_transfer.names import SCRATCH
 from nnunet_transfer.study.evaluation import STUDY_COLUMNS
 from nnunet_transfer.study.spec import Study
 from nnunet_transfer.study.steps import Run, evaluation_file, run_folder, runs
+from nnunet_transfer.transfer.checkpoint import load_checkpoint
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # figures are files; no display is needed or wanted
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 
 
 def _row_label(study: Study, run: Run) -> str:
     if run.source is None:
-        return "scratch"
+        return SCRATCH
     return run.source.label if len(study.strategies) == 1 else f"{run.source.label} ({run.strategy})"
 
 
@@ -67,11 +71,10 @@ def check_comparable(study: Study) -> None:
 
 
 def _wilcoxon(per_case: pd.DataFrame, column: str, init: str) -> float:
-    from scipy.stats import wilcoxon
     by_case = per_case.groupby(["initialisation", "case"])[column].mean()
-    if init not in by_case.index.get_level_values(0) or "scratch" not in by_case.index.get_level_values(0):
+    if init not in by_case.index.get_level_values(0) or SCRATCH not in by_case.index.get_level_values(0):
         return math.nan
-    paired = pd.concat([by_case[init], by_case["scratch"]], axis=1, join="inner").dropna()
+    paired = pd.concat([by_case[init], by_case[SCRATCH]], axis=1, join="inner").dropna()
     if len(paired) < 2:
         return math.nan
     diff = paired.iloc[:, 0] - paired.iloc[:, 1]
@@ -83,7 +86,7 @@ def _wilcoxon(per_case: pd.DataFrame, column: str, init: str) -> float:
 def comparison_table(study: Study, per_case: pd.DataFrame) -> pd.DataFrame:
     """Numbers of the table: per initialisation and target, ``<target> <metric> mean/sd``, ``p``, ``folds``."""
     rows = []
-    inits = [i for i in dict.fromkeys(per_case["initialisation"]) if i != "scratch"] + ["scratch"]
+    inits = [i for i in dict.fromkeys(per_case["initialisation"]) if i != SCRATCH] + [SCRATCH]
     for init in inits:
         row: dict = {"initialisation": init}
         for target in study.targets:
@@ -97,7 +100,7 @@ def comparison_table(study: Study, per_case: pd.DataFrame) -> pd.DataFrame:
                 row[f"{key} mean"] = per_fold.mean() if len(per_fold) else math.nan
                 row[f"{key} sd"] = per_fold.std(ddof=1) if len(per_fold) > 1 else math.nan
                 sub = per_case[per_case["target"] == target.label]
-                row[f"{key} p"] = math.nan if init == "scratch" else _wilcoxon(sub, column, init)
+                row[f"{key} p"] = math.nan if init == SCRATCH else _wilcoxon(sub, column, init)
             row[f"{target.label} folds"] = int(part["fold"].nunique())
         rows.append(row)
     return pd.DataFrame(rows)
@@ -122,7 +125,6 @@ def markdown(study: Study, table: pd.DataFrame) -> str:
 
 def bar_figure(study: Study, table: pd.DataFrame, path: Path) -> None:
     """Grouped bars (one group per target and metric, one bar per initialisation), error bars = sd."""
-    import matplotlib.pyplot as plt
     keys = [c[: -len(" mean")] for c in table.columns if c.endswith(" mean")]
     width = 0.8 / len(table)
     fig, ax = plt.subplots(figsize=(2 + 1.4 * len(keys) * max(1, len(table) / 3), 3.4))
@@ -136,16 +138,12 @@ def bar_figure(study: Study, table: pd.DataFrame, path: Path) -> None:
     ax.set_ylabel("test cases (mean over folds)")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    _save_figure(fig, path)
 
 
 def learning_curves(study: Study, path: Path) -> int:
     """Validation pseudo-Dice (EMA) per epoch of every finished training, one panel per target, from
     nnU-Net's own logging in checkpoint_final.pth (loaded safely). Returns the number of curves."""
-    import matplotlib.pyplot as plt
-
-    from nnunet_transfer.transfer.checkpoint import load_checkpoint
     fig, axes = plt.subplots(1, len(study.targets), figsize=(4 * len(study.targets), 3.2), squeeze=False)
     n = 0
     for ax, target in zip(axes[0], study.targets):
@@ -163,9 +161,14 @@ def learning_curves(study: Study, path: Path) -> int:
         ax.set_ylabel("validation pseudo-Dice (EMA)")
         ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    _save_figure(fig, path)
     return n
+
+
+def _save_figure(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=150, format="png")
+    plt.close(fig)
 
 
 def write_report(study: Study) -> dict[str, Path]:
@@ -178,9 +181,9 @@ def write_report(study: Study) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = {"table_csv": out / "comparison.csv", "table_md": out / "comparison.md", "per_case": out / "per_case.csv",
              "bars": out / "comparison.png", "curves": out / "learning_curves.png"}
-    table.to_csv(files["table_csv"], index=False)
-    files["table_md"].write_text(markdown(study, table), encoding="utf-8")
-    per_case.to_csv(files["per_case"], index=False)
+    write_csv_atomic(table, files["table_csv"])
+    write_text_atomic(markdown(study, table), files["table_md"])
+    write_csv_atomic(per_case, files["per_case"])
     bar_figure(study, table, files["bars"])
     learning_curves(study, files["curves"])
     return files

@@ -21,41 +21,113 @@ Example::
     metric = "dice"                       # dice | miou
     lesions = true                        # also the lesion detection rate
 
-Every key is checked when the file is read; an error names the key and what is allowed.
+Every key is type-checked when the file is read (:class:`StudyFile`, a pydantic model whose JSON
+Schema editors can use: ``documentation/reference/study.schema.json``); an error names the key
+and what is allowed. Two sources, targets, strategies or folds that would share a step id are
+refused.
 """
 from __future__ import annotations
 
 import re
-import tomllib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.names import DEVICES, DOMAINS, PRETRAINING_TASKS, SCRATCH, STRATEGIES
+from nnunet_transfer.plans_blocks import DEFAULT_PLANS, StrategyOptions, TrainingSchedule
+from nnunet_transfer.planning.twin import TWIN_CONFIGURATION
+from nnunet_transfer.validation import StrictModel, first_problem
 
-PRETRAINERS = {
-    "segmentation": "nnUNetTrainerPretrainSegmentation",
-    "classification": "nnUNetTrainerPretrainClassification",
-    "ssl:models_genesis": "nnUNetTrainerPretrainModelsGenesis",
-    "ssl:context_restoration": "nnUNetTrainerPretrainContextRestoration",
-    "ssl:masked_image_modeling": "nnUNetTrainerPretrainMaskedImageModeling",
-    "ssl:rotation": "nnUNetTrainerPretrainRotation",
-    "ssl:simclr": "nnUNetTrainerPretrainSimCLR",
-}
-STRATEGIES = {
-    "finetune": "nnUNetTrainerFinetune",
-    "warmup": "nnUNetTrainerFinetuneWarmup",
-    "frozen_encoder": "nnUNetTrainerFinetuneFrozenEncoder",
-    "encoder_lr": "nnUNetTrainerFinetuneEncoderLR",
-}
-SCRATCH_TRAINER = "nnUNetTrainerFromScratch"
-DOMAINS = ("mri", "natural")
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser from PyPI
+    import tomli as tomllib
+
 METRICS = ("dice", "miou")
-SCHEDULE_KEYS = ("num_epochs", "num_iterations_per_epoch", "num_val_iterations_per_epoch", "initial_lr",
-                 "save_every", "final_validation")
-LAUNCHER_KEYS = ("kind", "partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "num_gpus",
-                 "account", "qos", "max_parallel")
+CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
+LAUNCHERS = ("local", "slurm", "submitit-local")
+EVALUATE_ON = ("test", "validation")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
+DatasetRef = Annotated[int | str, Field(description="a dataset id (901) or name (Dataset901_X)")]
+Fold = Annotated[NonNegativeInt | Literal["all"], Field(description="a fold number or \"all\"")]
+
+
+def slug(label: str) -> str:
+    """A label as a step-id part: runs of characters other than letters and digits become ``_``
+    (``"mri seg"``, ``"mri-seg"`` -> ``mri_seg``)."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", str(label)).strip("_")
+
+
+# ---------------------------------------------------------------------------- the file, typed
+
+class SourceSpec(StrictModel):
+    """One ``[[sources]]`` table: a pretraining dataset, its task and domain."""
+
+    dataset: DatasetRef
+    task: Literal[tuple(PRETRAINING_TASKS)] = "segmentation"
+    domain: Literal[DOMAINS] = "mri"
+    label: Annotated[str, Field(min_length=1)] | None = None
+
+
+class TargetSpec(StrictModel):
+    """One ``[[targets]]`` table: a fine-tuning dataset and how it is scored."""
+
+    dataset: DatasetRef
+    label: Annotated[str, Field(min_length=1)] | None = None
+    metric: Literal[METRICS] = "dice"
+    lesions: bool = False
+    evaluate_on: Literal[EVALUATE_ON] = "test"
+
+
+class LauncherSpec(StrictModel):
+    """``[launcher]``: where steps run and what a cluster job asks for."""
+
+    kind: Literal[LAUNCHERS] = "local"
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    timeout_min: PositiveInt = 24 * 60
+    gpus_per_node: NonNegativeInt | None = None
+    cpus_per_task: PositiveInt = 8
+    mem_gb: PositiveFloat | None = None
+    num_gpus: PositiveInt = 1
+    max_parallel: PositiveInt = 1
+
+
+class StudyFile(StrictModel):
+    """The whole study file as written (before defaults that depend on other keys)."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None
+    configuration: Literal[CONFIGURATIONS] = "3d_fullres"
+    folds: Annotated[list[Fold], Field(min_length=1)] = [0]
+    strategies: Annotated[list[Literal[tuple(STRATEGIES)]], Field(min_length=1)] = ["finetune"]
+    sources: list[SourceSpec] = []
+    targets: list[TargetSpec] = []
+    schedule: TrainingSchedule = TrainingSchedule()
+    strategy_options: dict[Literal[tuple(STRATEGIES)], StrategyOptions] = {}
+    reference: DatasetRef | None = None
+    plans: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")] = DEFAULT_PLANS
+    nnunet_root: str | None = None
+    output: str | None = None
+    device: Literal[DEVICES] | None = None
+    num_processes: PositiveInt = 2
+    batch_size: PositiveInt | None = None
+    launcher: LauncherSpec = LauncherSpec()
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the study file (for editors that check TOML against a schema)."""
+    schema = StudyFile.model_json_schema()
+    schema["title"] = "nnunet_transfer study file"
+    return schema
+
+
+# ---------------------------------------------------------------------------- the parsed study
 
 @dataclass(frozen=True)
 class Source:
@@ -66,12 +138,12 @@ class Source:
 
     @property
     def trainer(self) -> str:
-        return PRETRAINERS[self.task]
+        return PRETRAINING_TASKS[self.task]
 
     @property
     def key(self) -> str:
-        """Identifier in step ids and folder names (letters, digits, '_')."""
-        return re.sub(r"[^A-Za-z0-9]+", "_", self.label).strip("_")
+        """Identifier in step ids and folder names."""
+        return slug(self.label)
 
 
 @dataclass(frozen=True)
@@ -81,6 +153,11 @@ class Target:
     metric: str = "dice"
     lesions: bool = False
     evaluate_on: str = "test"  # test: imagesTs vs labelsTs; validation: nnU-Net's fold validation vs labelsTr
+
+    @property
+    def key(self) -> str:
+        """Identifier in step ids and folder names."""
+        return slug(self.label)
 
 
 @dataclass(frozen=True)
@@ -95,15 +172,15 @@ class Study:
     strategies: tuple[str, ...]
     sources: tuple[Source, ...]
     targets: tuple[Target, ...]
-    schedule: dict[str, Any] = field(default_factory=dict)
+    schedule: dict[str, Any] = field(default_factory=dict)  # the training_schedule block
     strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     reference: str | int | None = None
-    plans: str = "nnUNetTransferPlans"
+    plans: str = DEFAULT_PLANS
     nnunet_root: Path | None = None
     device: str | None = None
     num_processes: int = 2
     batch_size: int | None = None
-    launcher: dict[str, Any] = field(default_factory=dict)
+    launcher: LauncherSpec = LauncherSpec()
 
     @property
     def twin(self) -> bool:
@@ -111,7 +188,6 @@ class Study:
         return self.configuration != "2d" and any(s.domain == "natural" for s in self.sources)
 
     def source_configuration(self, source: Source) -> str:
-        from nnunet_transfer.planning.twin import TWIN_CONFIGURATION
         return TWIN_CONFIGURATION if self.twin and source.domain == "natural" else self.configuration
 
 
@@ -119,48 +195,24 @@ def _fail(path: Path, key: str, message: str) -> None:
     raise NnunetTransferError(f"{path}: '{key}' {message}")
 
 
-def _check_keys(path: Path, table: dict, allowed: tuple[str, ...] | set[str], where: str) -> None:
-    unknown = sorted(set(table) - set(allowed))
-    if unknown:
-        _fail(path, f"{where}{unknown[0]}", f"is not a study key; allowed here: {', '.join(sorted(allowed))}")
-
-
-def _source(path: Path, i: int, table: dict) -> Source:
-    where = f"sources[{i}]."
-    _check_keys(path, table, ("dataset", "task", "domain", "label"), where)
-    if "dataset" not in table:
-        _fail(path, where + "dataset", "is required (a dataset id or DatasetXXX_Name)")
-    task, domain = table.get("task", "segmentation"), table.get("domain", "mri")
-    if task not in PRETRAINERS:
-        _fail(path, where + "task", f"is {task!r}; choose from {', '.join(PRETRAINERS)}")
-    if domain not in DOMAINS:
-        _fail(path, where + "domain", f"is {domain!r}; choose from {', '.join(DOMAINS)}")
-    return Source(table["dataset"], task, domain, str(table.get("label", f"{domain} {task}")))
-
-
-def _target(path: Path, i: int, table: dict) -> Target:
-    where = f"targets[{i}]."
-    _check_keys(path, table, ("dataset", "label", "metric", "lesions", "evaluate_on"), where)
-    if "dataset" not in table:
-        _fail(path, where + "dataset", "is required (a dataset id or DatasetXXX_Name)")
-    metric = table.get("metric", "dice")
-    if metric not in METRICS:
-        _fail(path, where + "metric", f"is {metric!r}; choose from {', '.join(METRICS)}")
-    if not isinstance(table.get("lesions", False), bool):
-        _fail(path, where + "lesions", "must be true or false")
-    evaluate_on = table.get("evaluate_on", "test")
-    if evaluate_on not in ("test", "validation"):
-        _fail(path, where + "evaluate_on", f"is {evaluate_on!r}; choose test (imagesTs / labelsTs) or validation "
-                                           f"(nnU-Net's validation predictions of each fold)")
-    return Target(table["dataset"], str(table.get("label", table["dataset"])), metric, table.get("lesions", False),
-                  evaluate_on)
+def _unique(path: Path, key: str, items: list, what: str, reserved: tuple[str, ...] = ()) -> None:
+    """Refuse items that share a step id (``what`` says which part of the id)."""
+    seen: dict[str, Any] = {}
+    for item in items:
+        ident = slug(item) if isinstance(item, str) else str(item)
+        if ident in reserved or ident in seen:
+            other = ident if ident in reserved else seen[ident]
+            _fail(path, key, f"has {item!r} and {other!r}, which share the {what} {ident!r} in step ids and folder "
+                             f"names; give them distinct labels")
+        seen[ident] = item
 
 
 def load_study(path: str | Path) -> Study:
     """Read and check a study file; relative folders are relative to the file.
 
-    Raises NnunetTransferError naming the file and key for a missing file, invalid TOML, an
-    unknown key or value, no sources / targets, or duplicate labels.
+    Raises NnunetTransferError naming the file and key for a missing file, invalid TOML, a key of
+    the wrong type, an unknown key or value, no sources / targets, or two entries that share a step
+    id (duplicate labels, folds or strategies).
     """
     path = Path(path).resolve()
     if not path.is_file():
@@ -169,54 +221,36 @@ def load_study(path: str | Path) -> Study:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise NnunetTransferError(f"{path} is not valid TOML: {e}") from None
-    _check_keys(path, data, ("name", "configuration", "folds", "strategies", "sources", "targets", "schedule",
-                             "strategy_options", "reference", "plans", "nnunet_root", "output", "device",
-                             "num_processes", "batch_size", "launcher"), "")
-    name = str(data.get("name", path.stem))
-    configuration = data.get("configuration", "3d_fullres")
-    if configuration not in ("2d", "3d_fullres", "3d_lowres"):
-        _fail(path, "configuration", f"is {configuration!r}; choose 2d, 3d_fullres or 3d_lowres")
-    folds = data.get("folds", [0])
-    if not isinstance(folds, list) or not folds or not all(f == "all" or isinstance(f, int) and f >= 0 for f in folds):
-        _fail(path, "folds", "must be a non-empty list of fold numbers (or \"all\")")
-    strategies = data.get("strategies", ["finetune"])
-    if not isinstance(strategies, list) or not strategies or any(s not in STRATEGIES for s in strategies):
-        _fail(path, "strategies", f"must be a non-empty list from {', '.join(STRATEGIES)}; got {strategies!r}")
-    sources = [_source(path, i, t) for i, t in enumerate(data.get("sources", []))]
-    targets = [_target(path, i, t) for i, t in enumerate(data.get("targets", []))]
-    if not sources or not targets:
-        _fail(path, "sources" if not sources else "targets", "needs at least one [[...]] table")
-    for what, labels in (("sources", [s.label for s in sources] + ["scratch"]),
-                         ("targets", [t.label for t in targets])):
-        duplicates = sorted({x for x in labels if labels.count(x) > 1})
-        if duplicates:
-            _fail(path, what, f"labels must be unique (and not 'scratch'); repeated: {duplicates}")
-    schedule = data.get("schedule", {})
-    _check_keys(path, schedule, SCHEDULE_KEYS, "schedule.")
-    strategy_options = data.get("strategy_options", {})
-    _check_keys(path, strategy_options, tuple(STRATEGIES), "strategy_options.")
-    for strategy, options in strategy_options.items():
-        _check_keys(path, options, ("warmup_epochs", "frozen_encoder_epochs", "encoder_lr_factor"),
-                    f"strategy_options.{strategy}.")
-    if any(t.evaluate_on == "validation" for t in targets) and (
-            "all" in folds or schedule.get("final_validation") == "never"):
+    except (OSError, UnicodeDecodeError) as e:
+        raise NnunetTransferError(f"cannot read study file {path}: {e}") from None
+    try:
+        spec = StudyFile.model_validate(data)
+    except ValidationError as e:
+        raise NnunetTransferError(f"{path}: {first_problem(e, model=StudyFile, what='study key')}") from None
+    for what in ("sources", "targets"):
+        if not getattr(spec, what):
+            _fail(path, what, "needs at least one [[...]] table")
+    sources = [Source(s.dataset, s.task, s.domain, s.label or f"{s.domain} {s.task}") for s in spec.sources]
+    targets = [Target(t.dataset, t.label or str(t.dataset), t.metric, t.lesions, t.evaluate_on) for t in spec.targets]
+    _unique(path, "sources", [s.label for s in sources], "source id", reserved=(SCRATCH,))
+    _unique(path, "targets", [t.label for t in targets], "target id")
+    _unique(path, "strategies", list(spec.strategies), "strategy")
+    _unique(path, "folds", list(spec.folds), "fold")
+    schedule = spec.schedule.block()
+    validation = any(t.evaluate_on == "validation" for t in targets)
+    if validation and ("all" in spec.folds or schedule.get("final_validation") == "never"):
         _fail(path, "targets", "evaluate_on = \"validation\" needs folds without \"all\" and nnU-Net's final "
                                "validation (schedule.final_validation auto or always)")
-    if "final_validation" not in schedule:
-        # nnU-Net's validation pass after each fold is needless work when every target is scored on
-        # its test set; it is what targets with evaluate_on = "validation" are scored on.
-        validation = any(t.evaluate_on == "validation" for t in targets)
-        schedule = {**schedule, "final_validation": "auto" if validation else "never"}
-    launcher = data.get("launcher", {})
-    _check_keys(path, launcher, LAUNCHER_KEYS, "launcher.")
-    if launcher.get("kind", "local") not in ("local", "slurm", "submitit-local"):
-        _fail(path, "launcher.kind", "must be local, slurm or submitit-local")
+    # nnU-Net's validation pass after each fold is needless work when every target is scored on its
+    # test set; it is what targets with evaluate_on = "validation" are scored on.
+    schedule.setdefault("final_validation", "auto" if validation else "never")
     root = path.parent
+    name = spec.name or path.stem
     return Study(
-        name=name, path=path, folder=(root / data.get("output", name)).resolve(), configuration=configuration,
-        folds=tuple(folds), strategies=tuple(strategies), sources=tuple(sources), targets=tuple(targets),
-        schedule=dict(schedule), strategy_options={k: dict(v) for k, v in strategy_options.items()},
-        reference=data.get("reference"), plans=str(data.get("plans", "nnUNetTransferPlans")),
-        nnunet_root=(root / data["nnunet_root"]).resolve() if "nnunet_root" in data else None,
-        device=data.get("device"), num_processes=int(data.get("num_processes", 2)),
-        batch_size=data.get("batch_size"), launcher=dict(launcher))
+        name=name, path=path, folder=(root / (spec.output or name)).resolve(), configuration=spec.configuration,
+        folds=tuple(spec.folds), strategies=tuple(spec.strategies), sources=tuple(sources), targets=tuple(targets),
+        schedule=schedule,
+        strategy_options={k: v.model_dump(exclude_none=True) for k, v in spec.strategy_options.items()},
+        reference=spec.reference, plans=spec.plans,
+        nnunet_root=(root / spec.nnunet_root).resolve() if spec.nnunet_root is not None else None,
+        device=spec.device, num_processes=spec.num_processes, batch_size=spec.batch_size, launcher=spec.launcher)

@@ -20,13 +20,13 @@ from nnunet_transfer.io import read_json, write_json_atomic
 DONE, RUNNING, FAILED, INTERRUPTED, PENDING = "done", "running", "failed", "interrupted", "pending"
 
 
-def safe_name(step_id: str) -> str:
-    """A step id as a file name (``train/a/b`` -> ``train__a__b``)."""
+def step_file_stem(step_id: str) -> str:
+    """A step id as the stem of its state and log files (``train/a/b`` -> ``train__a__b``)."""
     return step_id.replace("/", "__")
 
 
 def state_path(folder: Path, step_id: str) -> Path:
-    return folder / "state" / f"{safe_name(step_id)}.json"
+    return folder / "state" / f"{step_file_stem(step_id)}.json"
 
 
 def read_state(folder: Path, step_id: str) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 Steps, in dependency order: ``plan`` (shared plans + preprocessing, once), ``pretrain/<source>``
 (once per source, fold ``all``), ``train/<target>/<init>/<strategy>/fold_<f>`` (fine-tuning from
 each source with each strategy, and ``scratch`` with the identical plans and schedule), and
-``test/...`` (``nnUNetv2_predict`` on the target's imagesTs, then the evaluation against its
-labelsTs). Every step runs stock nnU-Net commands; outputs are checked before a step is done.
+``test/...`` (nnU-Net's predictor on the target's imagesTs, then the evaluation against its
+labelsTs). Trainings run stock ``nnUNetv2_train``; outputs are checked before a step is done.
 """
 from __future__ import annotations
 
@@ -15,8 +15,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_transfer import nnunet_commands
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.study.spec import SCRATCH_TRAINER, STRATEGIES, Source, Study, Target
+from nnunet_transfer.layout import (CHECKPOINT_FINAL, CHECKPOINT_LATEST, NNUNET_FOLDERS, raw_dir,
+                                    require_nnunet_folders, resolve_dataset, results_folder)
+from nnunet_transfer.names import SCRATCH, SCRATCH_TRAINER, STRATEGIES
+from nnunet_transfer.planning.attach import attach, default_output_plans
+from nnunet_transfer.planning.shared import plan_shared
+from nnunet_transfer.study.evaluation import evaluate_run
+from nnunet_transfer.study.spec import Source, Study, Target
+from nnunet_transfer.study.state import step_file_stem
+from nnunet_transfer.transfer.checkpoint import load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,7 @@ class Run:
 
     @property
     def init(self) -> str:
-        return self.source.key if self.source else "scratch"
+        return self.source.key if self.source else SCRATCH
 
     @property
     def trainer(self) -> str:
@@ -39,7 +48,7 @@ class Run:
     @property
     def path(self) -> str:
         """``<target>/<init>/<strategy>/fold_<f>``: step-id suffix and folder of predictions / evaluations."""
-        return f"{_safe(self.target.label)}/{self.init}/{self.strategy}/fold_{self.fold}"
+        return f"{self.target.key}/{self.init}/{self.strategy}/fold_{self.fold}"
 
 
 @dataclass(frozen=True)
@@ -51,17 +60,13 @@ class Step:
     run: Run | None = None
 
 
-def _safe(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(label))
-
-
 def runs(study: Study) -> list[Run]:
     """Every (target, source or scratch, strategy, fold) of the study, scratch last per target."""
     out = []
     for target in study.targets:
         for fold in study.folds:
             out += [Run(target, s, strategy, fold) for s in study.sources for strategy in study.strategies]
-            out.append(Run(target, None, "scratch", fold))
+            out.append(Run(target, None, SCRATCH, fold))
     return out
 
 
@@ -81,21 +86,18 @@ def expand(study: Study) -> list[Step]:
 def activate(study: Study) -> None:
     """Point nnU-Net at the study's folders (``nnunet_root``) or check the environment has them."""
     if study.nnunet_root is not None:
-        for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        for name in NNUNET_FOLDERS:
             os.environ[name] = str(study.nnunet_root / name)
             (study.nnunet_root / name).mkdir(parents=True, exist_ok=True)
-    from nnunet_transfer.environment import require_nnunet_folders
-    require_nnunet_folders("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+    require_nnunet_folders(*NNUNET_FOLDERS)
 
 
 def dataset_name(dataset: str | int) -> str:
-    from nnunet_transfer.planning.common import resolve_dataset
     return resolve_dataset(dataset)
 
 
 def _device(study: Study) -> str:
-    from nnunet_transfer.nnunet_commands import default_device
-    return study.device or default_device()
+    return study.device or nnunet_commands.default_device()
 
 
 def _training_env(study: Study) -> dict[str, str]:
@@ -113,20 +115,17 @@ def reference_dataset(study: Study) -> str:
 
 
 def checkpoint_path(study: Study, source: Source) -> Path:
-    from nnunet_transfer.pipeline import results_folder
     return results_folder(dataset_name(source.dataset), source.trainer, study.plans,
-                          study.source_configuration(source), "all") / "checkpoint_final.pth"
+                          study.source_configuration(source), "all") / CHECKPOINT_FINAL
 
 
 def finetune_plans(study: Study, run: Run) -> str:
-    from nnunet_transfer.planning.attach import default_output_plans
     if run.source is None:
         return study.plans
     return f"{default_output_plans(study.plans, dataset_name(run.source.dataset))}_{run.strategy}"
 
 
 def run_folder(study: Study, run: Run) -> Path:
-    from nnunet_transfer.pipeline import results_folder
     return results_folder(dataset_name(run.target.dataset), run.trainer, finetune_plans(study, run),
                           study.configuration, run.fold)
 
@@ -140,17 +139,16 @@ def evaluation_file(study: Study, run: Run) -> Path:
 
 
 def log_path(study: Study, step: Step) -> Path:
-    return study.folder / "logs" / f"{step.id.replace('/', '__')}.log"
+    return study.folder / "logs" / f"{step_file_stem(step.id)}.log"
 
 
 # ---------------------------------------------------------------------------- running one step
 
 def _prepare_training(fold_folder: Path) -> bool:
     """True to continue from checkpoint_latest.pth; a run killed while saving it starts over instead."""
-    latest = fold_folder / "checkpoint_latest.pth"
+    latest = fold_folder / CHECKPOINT_LATEST
     if not latest.is_file():
         return False
-    from nnunet_transfer.transfer.checkpoint import load_checkpoint
     try:
         load_checkpoint(latest)
         return True
@@ -161,15 +159,14 @@ def _prepare_training(fold_folder: Path) -> bool:
 
 def _train(study: Study, step: Step, dataset: str, configuration: str, fold, trainer: str, plans: str,
            folder: Path) -> None:
-    from nnunet_transfer import nnunet_commands
-    if (folder / "checkpoint_final.pth").is_file():
+    if (folder / CHECKPOINT_FINAL).is_file():
         return
-    num_gpus = int(study.launcher.get("num_gpus", 1))
     nnunet_commands.train(dataset, configuration, fold, trainer, plans, log_path(study, step),
                           epochs=study.schedule.get("num_epochs"), continue_training=_prepare_training(folder),
-                          device=_device(study), extra_env=_training_env(study), num_gpus=num_gpus, progress=False)
-    if not (folder / "checkpoint_final.pth").is_file():
-        raise NnunetTransferError(f"{step.id}: nnUNetv2_train finished without {folder / 'checkpoint_final.pth'}; "
+                          device=_device(study), extra_env=_training_env(study), num_gpus=study.launcher.num_gpus,
+                          progress=False)
+    if not (folder / CHECKPOINT_FINAL).is_file():
+        raise NnunetTransferError(f"{step.id}: nnUNetv2_train finished without {folder / CHECKPOINT_FINAL}; "
                                   f"see {log_path(study, step)}")
 
 
@@ -195,7 +192,6 @@ def _output_to(log: Path):
 
 
 def _plan(study: Study, step: Step) -> None:
-    from nnunet_transfer.planning.shared import plan_shared
     reference = reference_dataset(study)
     others = [dataset_name(d.dataset) for d in (*study.sources, *study.targets)]
     others = [d for d in dict.fromkeys(others) if d != reference]
@@ -205,10 +201,8 @@ def _plan(study: Study, step: Step) -> None:
 
 
 def _test(study: Study, step: Step, run: Run) -> None:
-    from nnunet_transfer import nnunet_commands
-    from nnunet_transfer.study.evaluation import evaluate_run
     target = dataset_name(run.target.dataset)
-    raw = Path(os.environ["nnUNet_raw"]) / target
+    raw = raw_dir(target)
     if run.target.evaluate_on == "validation":
         validation = run_folder(study, run) / "validation"
         if not validation.is_dir():
@@ -241,7 +235,6 @@ def execute(study: Study, step: Step) -> None:
     elif step.kind == "train":
         run = step.run
         if run.source is not None:
-            from nnunet_transfer.planning.attach import attach
             attach(checkpoint_path(study, run.source), dataset_name(run.target.dataset), study.plans,
                    finetune_plans(study, run), strategy=study.strategy_options.get(run.strategy))
         _train(study, step, dataset_name(run.target.dataset), study.configuration, run.fold, run.trainer,

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.io import read_json
-
-CLASS_LABELS_FILE = "class_labels.json"
+from nnunet_transfer.layout import CLASS_LABELS_FILE
 
 
 def read_class_labels(dataset: str) -> tuple[list[str], dict[str, int]]:

@@ -6,16 +6,13 @@ from os.path import join
 
 import torch
 
-from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.io import write_json_atomic
+from nnunet_transfer.plans_blocks import TRANSFER_KEY, Strategy, TransferBlock, parse_transfer
 from nnunet_transfer.trainers.base import TransferTrainerBase
-from nnunet_transfer.trainers.schedule import Strategy, TransferLRScheduler
-from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, extract_state_dict, load_checkpoint
-from nnunet_transfer.transfer.compat import check_compatible
-from nnunet_transfer.transfer.load import canonical_entries, model_part, transfer_with_rules, unwrap_model
-from nnunet_transfer.transfer.rules import TransferRules
+from nnunet_transfer.trainers.schedule import TransferLRScheduler
+from nnunet_transfer.transfer.driver import transfer_from_checkpoint
+from nnunet_transfer.transfer.load import canonical_entries, model_part, unwrap_model
 
-TRANSFER_KEY = "transfer"
 REPORT_FILE = "transfer_report.json"
 
 
@@ -32,19 +29,19 @@ class nnUNetTrainerFinetune(TransferTrainerBase):
 
     strategy_defaults = Strategy()
 
-    def transfer_block(self) -> dict:
-        block = self.plans_manager.plans.get(TRANSFER_KEY)
-        if not isinstance(block, dict) or "checkpoint" not in block:
-            raise NnunetTransferError(
-                f"Plans '{self.plans_manager.plans_name}' of {self.plans_manager.dataset_name} have no "
-                f"'{TRANSFER_KEY}' block naming a checkpoint. Attach one first: nnunet_transfer attach "
-                f"CHECKPOINT -d {self.plans_manager.dataset_name} -p {self.plans_manager.plans_name}")
-        return block
+    def transfer_block(self) -> TransferBlock:
+        """The plans' checked ``transfer`` block; NnunetTransferError (saying how to attach one) otherwise."""
+        if not hasattr(self, "_transfer_block"):
+            pm = self.plans_manager
+            self._transfer_block = parse_transfer(
+                pm.plans, f"Plans '{pm.plans_name}' of {pm.dataset_name}",
+                hint=f"Attach one first: nnunet_transfer attach CHECKPOINT -d {pm.dataset_name} -p {pm.plans_name}")
+        return self._transfer_block
 
     @property
     def strategy(self) -> Strategy:
         if not hasattr(self, "_strategy"):
-            self._strategy = Strategy.from_block(self.transfer_block(), self.strategy_defaults, self.num_epochs)
+            self._strategy = self.transfer_block().strategy(self.strategy_defaults, self.num_epochs)
         return self._strategy
 
     def configure_optimizers(self):
@@ -74,15 +71,10 @@ class nnUNetTrainerFinetune(TransferTrainerBase):
         super().on_train_epoch_start()
 
     def load_transfer_checkpoint(self) -> None:
+        """Load the block's checkpoint into the network (the path ``preview`` shows) and write the report."""
         block = self.transfer_block()
-        rules = TransferRules.from_block(block)
-        checkpoint = load_checkpoint(block["checkpoint"])
-        source = extract_state_dict(checkpoint)
-        check_compatible(source, self.network, f"Checkpoint {block['checkpoint']}",
-                         f"the {self.configuration_name} network of {self.plans_manager.dataset_name}", rules)
-        report = transfer_with_rules(source, self.network, rules)
-        report.checkpoint = str(block["checkpoint"])
-        report.source_metadata = checkpoint_metadata(checkpoint)
+        report = transfer_from_checkpoint(block.checkpoint, self.network, block.rules,
+                                          f"the {self.configuration_name} network of {self.plans_manager.dataset_name}")
         if self.local_rank == 0:
             write_json_atomic(report.to_dict(), join(self.output_folder, REPORT_FILE))
         self.print_to_log_file(report.summary())

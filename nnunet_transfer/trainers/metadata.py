@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import nnunetv2
 import torch
 
 import nnunet_transfer
+from nnunet_transfer.io import atomic_path, plain_data
 from nnunet_transfer.transfer.checkpoint import METADATA_KEY, load_checkpoint
 
 MRI_CHANNELS = {"t1", "t1w", "t2", "t2w", "flair", "pd", "mprage", "dwi", "adc", "mri"}
@@ -69,26 +69,12 @@ def _dist_version(name: str) -> str | None:
         return None
 
 
-def _plain(obj: Any) -> Any:
-    """numpy scalars in nnU-Net's training log -> Python numbers, so the file loads with weights_only."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_plain(v) for v in obj)
-    if type(obj).__module__ == "numpy" and hasattr(obj, "item"):
-        return obj.item()
-    return obj
-
-
 def add_metadata_to_checkpoint(filename: str | os.PathLike, metadata: dict[str, Any]) -> None:
     """Rewrite the checkpoint nnU-Net just saved with our block added (temporary file + rename)."""
-    filename = Path(filename)
     checkpoint = load_checkpoint(filename)
-    checkpoint["logging"] = _plain(checkpoint.get("logging"))
-    checkpoint["_best_ema"] = _plain(checkpoint.get("_best_ema"))
+    # numpy scalars in nnU-Net's training log -> Python numbers, so the file loads with weights_only
+    checkpoint["logging"] = plain_data(checkpoint.get("logging"))
+    checkpoint["_best_ema"] = plain_data(checkpoint.get("_best_ema"))
     checkpoint[METADATA_KEY] = metadata
-    tmp = filename.with_name(f".{filename.name}.tmp")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, filename)
+    with atomic_path(filename) as tmp:
+        torch.save(checkpoint, tmp)

@@ -1,14 +1,18 @@
 """Classification pretraining: a pooled linear head on the encoder, per-case class labels."""
 from __future__ import annotations
 
+import math
+import warnings
 from os.path import join
 
 import numpy as np
 import torch
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, recall_score
 from torch import nn
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.io import write_json_atomic
+from nnunet_transfer.names import MODE_CLASSIFICATION
 from nnunet_transfer.trainers.base import PretrainingTrainerBase
 from nnunet_transfer.trainers.class_labels import read_class_labels
 from nnunet_transfer.trainers.heads import EncoderClassifier
@@ -18,15 +22,19 @@ REPORT_FILE = "classification_report.json"
 
 
 def classification_scores(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> dict:
-    """Accuracy, balanced accuracy (mean recall over the classes present) and per-class recall."""
-    recall = [float((predictions[labels == c] == c).mean()) if (labels == c).any() else float("nan")
-              for c in range(num_classes)]
-    present = [r for r in recall if not np.isnan(r)]
-    confusion = np.zeros((num_classes, num_classes), dtype=int)
-    np.add.at(confusion, (labels, predictions), 1)
-    return {"accuracy": float((labels == predictions).mean()) if len(labels) else float("nan"),
-            "balanced_accuracy": float(np.mean(present)) if present else float("nan"),
-            "recall_per_class": recall, "confusion_matrix": confusion.tolist(), "n": int(len(labels))}
+    """Accuracy, balanced accuracy (mean recall over the classes present in ``labels``), recall per
+    class (NaN for a class without cases) and the confusion matrix (rows: true class), by scikit-learn."""
+    if not len(labels):
+        return {"accuracy": math.nan, "balanced_accuracy": math.nan, "recall_per_class": [math.nan] * num_classes,
+                "confusion_matrix": np.zeros((num_classes, num_classes), dtype=int).tolist(), "n": 0}
+    classes = list(range(num_classes))
+    with warnings.catch_warnings():  # "y_pred contains classes not in y_true": they are left out, as intended
+        warnings.simplefilter("ignore")
+        balanced = float(balanced_accuracy_score(labels, predictions))
+    recall = recall_score(labels, predictions, labels=classes, average=None, zero_division=np.nan)
+    return {"accuracy": float(accuracy_score(labels, predictions)), "balanced_accuracy": balanced,
+            "recall_per_class": [float(r) for r in recall],
+            "confusion_matrix": confusion_matrix(labels, predictions, labels=classes).tolist(), "n": int(len(labels))}
 
 
 class nnUNetTrainerPretrainClassification(PretrainingTrainerBase):
@@ -41,18 +49,14 @@ class nnUNetTrainerPretrainClassification(PretrainingTrainerBase):
     ``classification_report.json``. Checkpoints are self-describing; the head never transfers.
     """
 
-    pretraining_mode = "classification"
+    pretraining_mode = MODE_CLASSIFICATION
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.enable_deep_supervision = False
-        settings = self.pretraining_settings  # {"class_weights": "balanced" | null, "pool_stages": [-1]}
-        self.class_weighting = settings.get("class_weights")
-        self.pool_stages = settings.get("pool_stages", [-1])
-        if self.class_weighting not in (None, "balanced"):
-            raise NnunetTransferError(f"pretraining.class_weights must be null or 'balanced', got "
-                                      f"{self.class_weighting!r}.")
+        self.class_weighting = self.pretraining_settings.class_weights
+        self.pool_stages = list(self.pretraining_settings.pool_stages)
         self.class_names, self.case_labels = read_class_labels(self.plans_manager.dataset_name)
 
     def initialize(self):

@@ -14,6 +14,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.names import MODE_SELF_SUPERVISED
 from nnunet_transfer.pretext import (ContextRestoration, MaskedImageModeling, ModelsGenesis, RotationPrediction,
                                      SimCLRViews, nt_xent)
 from nnunet_transfer.trainers.base import PretrainingTrainerBase
@@ -36,16 +37,16 @@ class SelfSupervisedTrainerBase(PretrainingTrainerBase):
     """Shared wiring: the pretext from the plans, its seeded generator, the pretext-loss validation."""
 
     pretext_class = None
-    pretraining_mode = "self-supervised"
+    pretraining_mode = MODE_SELF_SUPERVISED
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.enable_deep_supervision = False
         settings = self.pretraining_settings
-        seed = settings.pop("seed", 0)
+        seed = settings.seed
         try:
-            self.pretext = self.pretext_class(**settings.get(self.pretext_name, {}))
+            self.pretext = self.pretext_class(**getattr(settings, self.pretext_name))
         except TypeError as e:
             raise NnunetTransferError(f"pretraining.{self.pretext_name} in the plans: {e}") from None
         self.generator = torch.Generator().manual_seed(int(seed))
@@ -156,4 +157,4 @@ class nnUNetTrainerPretrainSimCLR(SelfSupervisedTrainerBase):
     def initialize(self):
         super().initialize()
         self.replace_network(ProjectionNetwork(unwrap_model(self.network)))
-        self.loss = NTXentLoss(float(self.pretraining_settings.get("temperature", 0.1)))
+        self.loss = NTXentLoss(self.pretraining_settings.temperature)

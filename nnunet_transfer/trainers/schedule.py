@@ -1,43 +1,9 @@
 """Learning-rate schedule of the fine-tuning strategies, on top of nnU-Net's poly decay."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 
-from nnunet_transfer.errors import NnunetTransferError
-
-
-@dataclass(frozen=True)
-class Strategy:
-    """Fine-tuning strategy settings (plans ``transfer`` block keys).
-
-    ``warmup_epochs``: linear ramp of the learning rate over the first epochs (after unfreezing
-    when the encoder starts frozen). ``frozen_encoder_epochs``: the encoder does not train for
-    these first epochs. ``encoder_lr_factor``: encoder lr = factor x base lr.
-    """
-
-    warmup_epochs: int = 0
-    frozen_encoder_epochs: int = 0
-    encoder_lr_factor: float = 1.0
-
-    @classmethod
-    def from_block(cls, block: Mapping, defaults: "Strategy", num_epochs: int) -> "Strategy":
-        """Defaults of the trainer, overridden by the block; raises NnunetTransferError naming
-        the key for a wrong type, a negative value or a frozen phase as long as the training."""
-        values = {}
-        for key, kind in (("warmup_epochs", int), ("frozen_encoder_epochs", int), ("encoder_lr_factor", float)):
-            value = block.get(key, getattr(defaults, key))
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or \
-                    (kind is int and value != int(value)):
-                raise NnunetTransferError(f"transfer.{key} must be a non-negative {kind.__name__}, got {value!r}.")
-            values[key] = kind(value)
-        if values["frozen_encoder_epochs"] >= num_epochs:
-            raise NnunetTransferError(
-                f"transfer.frozen_encoder_epochs ({values['frozen_encoder_epochs']}) must be smaller than the number "
-                f"of epochs ({num_epochs}); set it in the transfer block.")
-        return cls(**values)
+from nnunet_transfer.plans_blocks import Strategy
 
 
 def lr_multipliers(epoch: int, strategy: Strategy) -> tuple[float, float]:

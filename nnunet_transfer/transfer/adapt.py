@@ -11,10 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from nnunet_transfer.errors import NnunetTransferError
-
-INPUT_CHANNEL_RULES = ("sum", "mean", "tile")
-INFLATION_RULES = ("average", "center")
-KERNEL_RULES = ("crop", "average")
+from nnunet_transfer.names import INFLATION_RULES, INPUT_CHANNEL_RULES, KERNEL_RULES
 
 
 def adapt_input_channels(weight: torch.Tensor, channels: int, rule: str = "sum") -> tuple[torch.Tensor, str]:

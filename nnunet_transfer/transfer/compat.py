@@ -8,6 +8,7 @@ from torch import nn
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.transfer.adapt import adapt_input_channels
+from nnunet_transfer.transfer.adapters import in_projection_keys
 from nnunet_transfer.transfer.load import unwrap_model
 from nnunet_transfer.transfer.rules import TransferRules
 
@@ -17,11 +18,8 @@ DIMS = {4: "2D", 5: "3D"}
 def input_projection_key(model: nn.Module) -> str | None:
     """The state-dict key of the first convolution's weight, from the model's ``keys_to_in_proj``."""
     model = unwrap_model(model)
-    keys = set(model.state_dict().keys())
-    for base in getattr(model, "keys_to_in_proj", ()) or ():
-        if f"{base}.weight" in keys:
-            return f"{base}.weight"
-    return None
+    keys = model.state_dict().keys()
+    return next((k for k in in_projection_keys(model) if k in keys), None)
 
 
 def check_channels_adaptable(source_channels: int, target_channels: int, rule: str, what: str) -> None:

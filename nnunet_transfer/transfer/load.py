@@ -9,18 +9,20 @@ the target shape and say how); when none applies, the entry is skipped with the 
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.transfer.rules import TransferRules, align_decoder_stages, make_adapter
+from nnunet_transfer.transfer.adapters import make_adapter
+from nnunet_transfer.transfer.rules import TransferRules
 from nnunet_transfer.transfer.report import (ADAPTED, INITIALISED, LOADED, SKIPPED, ParameterRecord,
                                              TransferReport)
 
 HEAD_PREFIXES = ("decoder.seg_layers",)
-LOAD_PARTS: dict[str, tuple[str, ...]] = {  # keys: transfer.rules.LOAD_RULES
+LOAD_PARTS: dict[str, tuple[str, ...]] = {  # keys: nnunet_transfer.names.LOAD_RULES
     "encoder": ("encoder",),
     "encoder+decoder": ("encoder", "decoder"),
     "all-but-head": ("encoder", "decoder", "other"),
@@ -72,6 +74,40 @@ def canonical_entries(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[s
         if key not in canonical and alias_of[key] == key:  # a persistent buffer not seen above
             canonical[key] = tensor
     return canonical, alias_of
+
+
+_DECODER_INDEXED = re.compile(r"^(decoder\.(?:stages|transpconvs|seg_layers))\.(\d+)\.(.*)$")
+_ENCODER_STAGE = re.compile(r"^encoder\.stages\.(\d+)\.")
+
+
+def count_stages(keys: Iterable[str]) -> int:
+    """Number of encoder stages named in state-dict keys (0 if none)."""
+    found = {int(m.group(1)) for m in map(_ENCODER_STAGE.match, keys) if m}
+    return max(found) + 1 if found else 0
+
+
+def align_decoder_stages(source_keys: Iterable[str], target_keys: Iterable[str]) -> dict[str, str]:
+    """Map each source key to the name it should be matched under.
+
+    dynamic_network_architectures numbers decoder stages from the bottleneck up, encoder stages
+    from full resolution down. When source and target have a different number of stages,
+    decoder stage j of the source sits at the resolution of target stage j + (T - S). A source
+    stage without a counterpart keeps a name that matches nothing (``unmatched-depth:...``), so it
+    is reported as unused.
+    """
+    source_keys = list(source_keys)
+    s, t = count_stages(source_keys), count_stages(target_keys)
+    if not s or not t or s == t:
+        return {k: k for k in source_keys}
+    out = {}
+    for key in source_keys:
+        m = _DECODER_INDEXED.match(key)
+        if m is None:
+            out[key] = key
+            continue
+        j = int(m.group(2)) + (t - s)
+        out[key] = f"{m.group(1)}.{j}.{m.group(3)}" if j >= 0 else f"unmatched-depth:{key}"
+    return out
 
 
 def match_state_dict(source: Mapping[str, torch.Tensor], model: nn.Module, load: str = "encoder+decoder",

@@ -1,5 +1,4 @@
 """Voxel metrics on hand-computed masks, and their invariants (hypothesis)."""
-import math
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from nnunet_transfer.evaluation.metrics import (
     dice_from_counts,
     iou,
     iou_from_counts,
-    mean_iou,
     voxel_counts,
     voxel_metrics,
     voxel_volume_ml,
@@ -49,11 +47,6 @@ def test_volumes_in_ml():
     assert metrics["volume_ref_ml"] == pytest.approx(0.024) and metrics["volume_pred_ml"] == pytest.approx(0.012)
     assert {k: metrics[k] for k in ("TP", "FP", "FN", "TN", "n_pred", "n_ref")} == {
         "TP": 2, "FP": 0, "FN": 2, "TN": 10, "n_pred": 2, "n_ref": 4}
-
-
-def test_mean_iou():
-    assert mean_iou([0.5, 1.0, 0.0]) == pytest.approx(0.5)
-    assert math.isnan(mean_iou([]))
 
 
 def test_shape_mismatch_raises():

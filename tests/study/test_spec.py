@@ -1,8 +1,11 @@
 """Study files: every key checked, errors name the key; the grid has every run plus scratch."""
+import json
+from pathlib import Path
+
 import pytest
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.study.spec import load_study
+from nnunet_transfer.study.spec import json_schema, load_study
 from nnunet_transfer.study.steps import expand, runs
 
 MINIMAL = """
@@ -68,19 +71,52 @@ def test_grid_has_every_combination_and_scratch(tmp_path):
     assert "train/3/natural_classification/warmup/fold_1" in index
 
 
-@pytest.mark.parametrize("change, message", [
-    ('task = "ssl:models_genesis"', "'sources\\[0\\].task' is 'ssl:nope'; choose from segmentation"),
-    ('metric = "miou"', "'targets\\[1\\].metric' is 'auc'; choose from dice, miou"),
-    ('strategies = ["finetune", "warmup"]', "'strategies' must be a non-empty list from finetune"),
-    ('folds = [0, 1]', "'folds' must be a non-empty list of fold numbers"),
-    ('name = "s"', "'colour' is not a study key; allowed here: batch_size"),
+@pytest.mark.parametrize("change, bad, message", [
+    ('task = "ssl:models_genesis"', 'task = "ssl:nope"',
+     r"'sources\[0\].task' is 'ssl:nope'; choose from segmentation"),
+    ('metric = "miou"', 'metric = "auc"', r"'targets\[1\].metric' is 'auc'; choose from dice, miou"),
+    ('strategies = ["finetune", "warmup"]', 'strategies = ["finetune", "freeze"]',
+     r"'strategies\[1\]' is 'freeze'; choose from finetune, warmup"),
+    ('strategies = ["finetune", "warmup"]', 'strategies = []', "'strategies' is \\[\\]: list should have at least 1"),
+    ('folds = [0, 1]', 'folds = [-1]', r"'folds\[0\]' is -1; it should be greater than or equal to 0; or 'all'"),
+    ('folds = [0, 1]', 'folds = [true]', r"'folds\[0\]' is True; it should be a valid integer; or 'all'"),
+    ('name = "s"', 'name = "s"\ncolour = "red"', "'colour' is not a study key; allowed here: batch_size"),
+    ('name = "s"', 'name = "s"\nnum_processes = "two"', "'num_processes' is 'two': input should be a valid integer"),
+    ('name = "s"', 'name = "s"\nbatch_size = "big"', "'batch_size' is 'big': input should be a valid integer"),
+    ('name = "s"', 'name = "s"\ndevice = "gpu"', "'device' is 'gpu'; choose from cuda, cpu, mps"),
+    ('name = "s"', 'name = "../s"', "'name' is '../s': string should match pattern"),
+    ('name = "s"', 'name = "s"\n[schedule]\nnum_epochs = "1"',
+     "'schedule.num_epochs' is '1': input should be a valid integer"),
+    ('name = "s"', 'name = "s"\n[launcher]\nkind = "slurm"\ncpus_per_task = 0',
+     "'launcher.cpus_per_task' is 0: input should be greater than 0"),
+    ('name = "s"', 'name = "s"\n[strategy_options.warmup]\nwarmup = 3',
+     "'strategy_options.warmup.warmup' is not a study key; allowed here: encoder_lr_factor"),
+    ('dataset = 1\n', 'dataset = 1.5\n',
+     r"'sources\[0\].dataset' is 1.5; it should be a valid integer; or a valid string"),
 ])
-def test_bad_values_name_the_key(tmp_path, change, message):
-    bad = {'task = "ssl:models_genesis"': 'task = "ssl:nope"', 'metric = "miou"': 'metric = "auc"',
-           'strategies = ["finetune", "warmup"]': 'strategies = ["finetune", "freeze"]',
-           'folds = [0, 1]': 'folds = [-1]', 'name = "s"': 'name = "s"\ncolour = "red"'}[change]
+def test_bad_values_name_the_key(tmp_path, change, bad, message):
+    with pytest.raises(NnunetTransferError, match=message) as error:
+        load_study(_write(tmp_path, MINIMAL.replace(change, bad, 1)))
+    assert str(error.value).startswith(f"{tmp_path / 'study.toml'}: ") and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("change, bad, message", [
+    ('task = "classification"', 'task = "classification"\nlabel = "mri ssl models genesis"',
+     "'sources' has 'mri ssl models genesis' and 'mri ssl:models_genesis', which share the source id"),
+    ('task = "classification"', 'task = "classification"\nlabel = "scratch"', "'sources' has 'scratch' and 'scratch'"),
+    ('strategies = ["finetune", "warmup"]', 'strategies = ["finetune", "finetune"]',
+     "'strategies' has 'finetune' and 'finetune', which share the strategy"),
+    ('folds = [0, 1]', 'folds = [0, 0]', "'folds' has 0 and 0, which share the fold"),
+    ('metric = "miou"', 'metric = "miou"\nlabel = "3"', "'targets' has '3' and '3', which share the target id"),
+])
+def test_entries_that_would_share_a_step_id_are_refused(tmp_path, change, bad, message):
     with pytest.raises(NnunetTransferError, match=message):
-        load_study(_write(tmp_path, MINIMAL.replace(change, bad)))
+        load_study(_write(tmp_path, MINIMAL.replace(change, bad, 1)))
+
+
+def test_json_schema_for_editors_is_current():
+    shipped = Path(__file__).resolve().parents[2] / "documentation" / "reference" / "study.schema.json"
+    assert json.loads(shipped.read_text()) == json_schema(), "regenerate: nnunet_transfer study schema"
 
 
 def test_missing_file_invalid_toml_and_duplicate_labels(tmp_path):
@@ -88,8 +124,5 @@ def test_missing_file_invalid_toml_and_duplicate_labels(tmp_path):
         load_study(tmp_path / "nope.toml")
     with pytest.raises(NnunetTransferError, match="is not valid TOML"):
         load_study(_write(tmp_path, "name = "))
-    with pytest.raises(NnunetTransferError, match="labels must be unique .* repeated: \\['scratch'\\]"):
-        load_study(_write(tmp_path, MINIMAL.replace('task = "classification"', 'task = "classification"\n'
-                                                                               'label = "scratch"')))
     with pytest.raises(NnunetTransferError, match="'targets' needs at least one"):
         load_study(_write(tmp_path, MINIMAL.split("[[targets]]")[0]))

@@ -1,30 +1,33 @@
+"""Learning rates of the fine-tuning strategies on top of nnU-Net's poly schedule."""
 import pytest
+import torch
 
-from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.trainers.base import validate_schedule
-from nnunet_transfer.trainers.metadata import guess_domain
-
-
-def test_valid_schedule_is_normalised():
-    assert validate_schedule({"num_epochs": 5.0, "initial_lr": 1, "final_validation": "never"}) == {
-        "num_epochs": 5, "initial_lr": 1.0, "final_validation": "never"}
+from nnunet_transfer.plans_blocks import Strategy
+from nnunet_transfer.trainers.schedule import TransferLRScheduler, lr_multipliers
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"num_epoch": 3}, "Unknown key 'training_schedule.num_epoch'"),
-    ({"num_epochs": 2.5}, "must be int"),
-    ({"num_epochs": 0}, "must be positive"),
-    ({"initial_lr": "0.1"}, "must be float"),
-    ({"num_epochs": True}, "must be int"),
-    ({"final_validation": "sometimes"}, "final_validation"),
-])
-def test_invalid_schedule_names_the_key(bad, message):
-    with pytest.raises(NnunetTransferError, match=message):
-        validate_schedule(bad)
+def test_full_finetuning_is_nnunet_poly():
+    assert all(lr_multipliers(e, Strategy()) == (1.0, 1.0) for e in range(10))
 
 
-def test_domain_from_dataset_json():
-    assert guess_domain({"nnunet_transfer": {"domain": "mri"}, "channel_names": {"0": "R"}}) == "mri"
-    assert guess_domain({"channel_names": {"0": "R", "1": "G", "2": "B"}}) == "natural"
-    assert guess_domain({"channel_names": {"0": "T1"}}) == "mri"
-    assert guess_domain({"channel_names": {"0": "CT"}}) == "unknown"
+def test_warmup_ramps_linearly_then_stays():
+    s = Strategy(warmup_epochs=3)
+    assert [lr_multipliers(e, s)[1] for e in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert [lr_multipliers(e, s)[0] for e in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+
+
+def test_frozen_encoder_then_warmup_after_unfreezing_with_factor():
+    s = Strategy(warmup_epochs=1, frozen_encoder_epochs=2, encoder_lr_factor=0.5)
+    assert [lr_multipliers(e, s) for e in range(5)] == [(0.0, 1.0), (0.0, 1.0), (0.25, 1.0), (0.5, 1.0), (0.5, 1.0)]
+
+
+def test_scheduler_sets_each_group_from_the_epoch_alone():
+    params = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD([{"params": [params[0]]}, {"params": [params[1]]}], lr=0.01)
+    sched = TransferLRScheduler(opt, 0.01, 10, Strategy(frozen_encoder_epochs=2, encoder_lr_factor=0.1))
+    sched.step(5)
+    poly = 0.01 * (1 - 5 / 10) ** 0.9
+    assert opt.param_groups[0]["lr"] == pytest.approx(poly)
+    assert opt.param_groups[1]["lr"] == pytest.approx(poly * 0.1)
+    sched.step(1)
+    assert opt.param_groups[1]["lr"] == 0.0

@@ -70,3 +70,15 @@ def test_no_state_dict_is_a_clear_error():
 def test_metadata_block():
     assert checkpoint_metadata({METADATA_KEY: {"mode": "segmentation"}}) == {"mode": "segmentation"}
     assert checkpoint_metadata({"network_weights": {}}) is None
+
+
+def test_cuda_tagged_checkpoint_loads_on_cpu(tmp_path, monkeypatch):
+    path = tmp_path / "gpu.pth"
+    with monkeypatch.context() as m:  # write the file as a GPU run would: storages tagged "cuda:0"
+        m.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        torch.save({"network_weights": {"w": torch.ones(3)}}, path)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=True)
+    loaded = load_checkpoint(path)
+    assert loaded["network_weights"]["w"].device.type == "cpu" and loaded["network_weights"]["w"].sum() == 3

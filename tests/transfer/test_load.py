@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.transfer.load import (TransferError, canonical_entries, match_state_dict, model_part,
-                                           transfer_weights)
+from nnunet_transfer.transfer.load import (TransferError, align_decoder_stages, canonical_entries, match_state_dict,
+                                           model_part, transfer_weights)
 from nnunet_transfer.transfer.report import ADAPTED, INITIALISED, LOADED, SKIPPED
 from tests.conftest import tiny_unet
 
@@ -123,3 +123,13 @@ def test_summary_is_short_and_counts_match():
     assert "loaded" in text and "head" in text and len(text.splitlines()) < 20
     d = report.to_dict()
     assert d["counts"][LOADED] == len(report.by_status(LOADED))
+
+
+def test_decoder_stages_of_a_shallower_source_are_matched_by_resolution():
+    deeper, shallower = tiny_unet(3, features=(4, 8, 8)).state_dict(), tiny_unet(3, features=(4, 8)).state_dict()
+    mapping = align_decoder_stages(shallower, deeper)  # source: 2 stages, target: 3
+    assert mapping["decoder.stages.0.convs.0.conv.weight"] == "decoder.stages.1.convs.0.conv.weight"
+    assert mapping["encoder.stages.1.0.convs.0.conv.weight"] == "encoder.stages.1.0.convs.0.conv.weight"
+    mapping = align_decoder_stages(deeper, shallower)  # source: 3 stages, target: 2
+    assert mapping["decoder.stages.0.convs.0.conv.weight"].startswith("unmatched-depth:")
+    assert mapping["decoder.stages.1.convs.0.conv.weight"] == "decoder.stages.0.convs.0.conv.weight"

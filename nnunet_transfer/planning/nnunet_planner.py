@@ -1,0 +1,87 @@
+"""nnU-Net's own fingerprint extraction, experiment planning and preprocessing, called in-process.
+
+Planning happens in memory (:func:`plan_dataset` writes nothing), so shared plans can be checked for
+every dataset before any file is written.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from typing import Iterator
+
+from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.layout import DATASET_JSON, dataset_id, preprocessed_dir, raw_dir
+from nnunet_transfer.planning.plans_file import load_plans
+
+
+@contextlib.contextmanager
+def quiet(enabled: bool = True) -> Iterator[None]:
+    """Silence nnU-Net's prints of whole plans dicts (stdout); its progress bars (stderr) stay."""
+    if not enabled:
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def ensure_fingerprint(name: str, num_processes: int, clean: bool = False, verify: bool = False) -> None:
+    """Extract nnU-Net's dataset fingerprint unless it exists (or ``clean``); ``verify`` runs
+    nnU-Net's dataset integrity check first."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprint_dataset
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+    raw = raw_dir(name)
+    if not (raw / DATASET_JSON).is_file():
+        raise NnunetTransferError(f"{raw / DATASET_JSON} is missing: {name} is not an nnU-Net raw dataset.")
+    if verify:
+        try:
+            verify_dataset_integrity(str(raw), num_processes)
+        except (AssertionError, RuntimeError) as e:
+            raise NnunetTransferError(f"{name} failed nnU-Net's dataset integrity check: {e}") from None
+    if clean or not (preprocessed_dir(name) / "dataset_fingerprint.json").is_file():
+        with quiet():
+            extract_fingerprint_dataset(dataset_id(name), num_processes=num_processes, clean=True, verbose=False,
+                                        show_progress_bar=True)
+
+
+@contextlib.contextmanager
+def _augmentation_workers_at_least_one() -> Iterator[None]:
+    """nnU-Net's planner calls ``torch.set_num_threads(nnUNet_n_proc_DA)``, which fails for 0, a
+    common setting for CPU training. Planning does no augmentation: use 1 while it runs."""
+    old = os.environ.get("nnUNet_n_proc_DA")
+    if old is not None and old.strip() == "0":
+        os.environ["nnUNet_n_proc_DA"] = "1"
+    try:
+        yield
+    finally:
+        if old is not None:
+            os.environ["nnUNet_n_proc_DA"] = old
+
+
+def plan_dataset(name: str, plans_name: str, gpu_memory_target_in_gb: float | None = None) -> dict:
+    """nnU-Net's ExperimentPlanner result for ``name``, without writing anything."""
+    from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+
+    class _InMemoryPlanner(ExperimentPlanner):
+        def save_plans(self, plans):  # we write plans ourselves, atomically, after sharing
+            self.plans = plans
+
+    kwargs = {"plans_name": plans_name}
+    if gpu_memory_target_in_gb is not None:
+        kwargs["gpu_memory_target_in_gb"] = gpu_memory_target_in_gb
+    with quiet(), _augmentation_workers_at_least_one():
+        planner = _InMemoryPlanner(name, **kwargs)
+        plans = planner.plan_experiment()
+    plans["experiment_planner_used"] = "ExperimentPlanner"
+    return plans
+
+
+def preprocess(name: str, plans_name: str, configurations: list[str], num_processes: int) -> None:
+    """Run nnU-Net's preprocessing for the configurations the plans hold."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess_dataset
+    available = load_plans(name, plans_name)["configurations"]
+    configs = [c for c in configurations if c in available]
+    if configs:
+        with quiet():
+            preprocess_dataset(dataset_id(name), plans_name, configs, [num_processes] * len(configs),
+                               verbose=False, show_progress_bar=True)

@@ -1,0 +1,43 @@
+"""The adapter a set of transfer rules makes: 2D->3D inflation, input channels, kernel size."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nnunet_transfer.transfer.adapt import adapt_input_channels, adapt_kernel, inflate_2d_to_3d
+from nnunet_transfer.transfer.rules import TransferRules
+
+
+def in_projection_keys(model: nn.Module) -> tuple[str, ...]:
+    """State-dict keys of the first convolution's weight (all aliases, in the network's declared
+    order: ``keys_to_in_proj`` of dynamic_network_architectures)."""
+    return tuple(f"{k}.weight" for k in getattr(model, "keys_to_in_proj", ()) or ())
+
+
+def make_adapter(model: nn.Module, rules: TransferRules):
+    """An adapter for ``match_state_dict``: 2D->3D inflation, input channels of the first layer,
+    kernel size; in that order, each step named in the returned ``how``."""
+    in_proj = in_projection_keys(model)
+    # transposed convolutions: how many depth taps reach one output voxel (kernel / stride)
+    taps = {f"{name}.weight": max(1, m.kernel_size[0] // m.stride[0]) for name, m in model.named_modules()
+            if isinstance(m, nn.ConvTranspose3d)}
+
+    def adapter(key: str, src: torch.Tensor, tgt: torch.Tensor):
+        steps, out = [], src
+        if out.ndim == 4 and tgt.ndim == 5:
+            out = inflate_2d_to_3d(out, tgt.shape[2], rules.inflation, taps.get(key))
+            steps.append(f"inflated 2D->3D ({rules.inflation}, depth {tgt.shape[2]})")
+        if out.ndim != tgt.ndim:
+            return None
+        if key in in_proj and out.ndim >= 3 and out.shape[1] != tgt.shape[1]:
+            out, how = adapt_input_channels(out, tgt.shape[1], rules.input_channels)
+            steps.append(how)
+        if out.ndim >= 3 and out.shape[:2] == tgt.shape[:2] and out.shape[2:] != tgt.shape[2:]:
+            before = tuple(out.shape[2:])
+            out = adapt_kernel(out, tuple(tgt.shape[2:]), rules.kernel)
+            steps.append(f"kernel {before}->{tuple(tgt.shape[2:])} ({rules.kernel})")
+        if out.shape != tgt.shape or not steps:
+            return None
+        return out, "; ".join(steps)
+
+    return adapter

@@ -1,0 +1,38 @@
+"""Checkpoint file -> TransferReport -> network: the one path every transfer takes.
+
+The fine-tuning trainers call :func:`transfer_from_checkpoint` to load weights; ``preview`` calls it
+with ``apply=False`` on the network nnU-Net would build. Both therefore resolve the same default
+load rule, refuse the same incompatible checkpoints and produce the same report.
+"""
+from __future__ import annotations
+
+import os
+
+from torch import nn
+
+from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, extract_state_dict, load_checkpoint
+from nnunet_transfer.transfer.compat import check_compatible
+from nnunet_transfer.transfer.load import preview_with_rules, transfer_with_rules
+from nnunet_transfer.transfer.report import TransferReport
+from nnunet_transfer.transfer.rules import TransferRules
+
+
+def transfer_from_checkpoint(checkpoint: str | os.PathLike, model: nn.Module, rules: TransferRules,
+                             target_name: str = "the target network", apply: bool = True) -> TransferReport:
+    """Load ``checkpoint`` safely, decide ``load`` from its block when the rules leave it unset,
+    check it can initialise ``model`` and load what fits (``apply=False``: only report).
+
+    Returns the TransferReport with the checkpoint path and its self-describing block. Raises
+    NnunetTransferError for an unreadable or unsafe checkpoint, a 3D network into a 2D one,
+    input channels no rule maps, or (strict rules) encoder weights that do not load; the model
+    is unchanged when it raises.
+    """
+    loaded = load_checkpoint(checkpoint)
+    source = extract_state_dict(loaded)
+    metadata = checkpoint_metadata(loaded)
+    rules = rules.with_default_load(metadata)
+    check_compatible(source, model, f"Checkpoint {checkpoint}", target_name, rules)
+    report = (transfer_with_rules if apply else preview_with_rules)(source, model, rules)
+    report.checkpoint = str(checkpoint)
+    report.source_metadata = metadata
+    return report
