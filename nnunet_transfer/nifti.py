@@ -65,12 +65,16 @@ def check_complete(path: str | Path) -> None:
     path = Path(path)
     if path.stat().st_size == 0:
         raise FileProblem(f"{path} is an empty file (0 bytes)")
+    size = _decompressed_size(path) if _is_gzip(path) else None  # before the header: a cut stream may lack one
     image = _load_header(path)
     header = image.header
     expected = int(np.prod(header.get_data_shape(), dtype=np.int64)) * header.get_data_dtype().itemsize
     data_file = Path(image.file_map["image"].filename)
     offset = int(getattr(image.dataobj, "offset", 0))
-    size = _decompressed_size(data_file) if _is_gzip(data_file) else data_file.stat().st_size
+    if data_file != path:  # Analyze / NIfTI pair: the data are in the .img
+        size = _decompressed_size(data_file) if _is_gzip(data_file) else data_file.stat().st_size
+    elif size is None:
+        size = path.stat().st_size
     if size - offset < expected:
         raise FileProblem(f"{data_file} is truncated: it holds {max(0, size - offset)} bytes of image data but its "
                           f"header declares {expected}; download it again")
@@ -110,7 +114,7 @@ def transform_disagreement(path: str | Path, transforms: dict[str, np.ndarray], 
     corners = np.array([[i, j, k, 1] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
                         for k in (0, shape[2] - 1)], dtype=float).T
     q, s = transforms["qform"] @ corners, transforms["sform"] @ corners
-    worst = float(np.abs(q - s).max())
+    worst = float(np.linalg.norm((q - s)[:3], axis=0).max())  # the largest distance between the two placements
     if worst <= tolerance_mm:
         return None
 

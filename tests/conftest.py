@@ -35,3 +35,26 @@ def nnunet_folders(tmp_path, monkeypatch):
         folders[name].mkdir()
         monkeypatch.setenv(name, str(folders[name]))
     return folders
+
+
+def run_with_read_only(folder, cmd, **kwargs):
+    """Run ``cmd`` (a subprocess) while ``folder`` cannot be written.
+
+    A normal user gets a folder without write permission. Root ignores permission bits, so for
+    root the folder becomes a read-only bind mount in a private mount namespace (``unshare -m``),
+    which only the command sees.
+    """
+    import os
+    import shlex
+    import subprocess
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            return subprocess.run(cmd, **kwargs)
+        finally:
+            folder.chmod(0o755)
+    q = shlex.quote(str(folder))
+    script = f'mount --bind {q} {q} && mount -o remount,ro,bind {q} && exec "$@"'
+    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *cmd], **kwargs)

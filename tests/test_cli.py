@@ -50,9 +50,28 @@ def test_argument_errors_exit_2(argv):
     assert e.value.code == 2
 
 
+@pytest.mark.parametrize("line, message", [
+    ('num_processes = "two"', "'num_processes' is 'two': input should be a valid integer"),
+    ('device = "gpu"', "'device' is 'gpu'; choose from cuda, cpu, mps"),
+])
+def test_a_study_file_of_the_wrong_types_is_one_message(tmp_path, line, message):
+    study = tmp_path / "s.toml"
+    study.write_text(f'{line}\n[[sources]]\ndataset = 1\n[[targets]]\ndataset = 2\n')
+    for action in ("run", "status"):
+        out = run_cli("study", action, str(study))
+        assert out.returncode == 2 and "Traceback" not in out.stderr and message in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "s").exists()
+
+
+def test_a_checkpoint_that_is_a_text_file_is_one_message(nnunet_folders, tmp_path):
+    (nnunet_folders["nnUNet_raw"] / "Dataset004_Something").mkdir()
+    (tmp_path / "notes.pth").write_text("these are my notes, not weights\n")
+    out = run_cli("attach", str(tmp_path / "notes.pth"), "-d", "4")
+    assert out.returncode == 2 and "notes.pth is not a torch checkpoint" in out.stderr
+    assert "Traceback" not in out.stderr and "would run code" not in out.stderr
+
+
 def test_output_piped_into_head_is_not_an_error(tmp_path):
-    import subprocess
-    import sys
     study = tmp_path / "s.toml"
     targets = "".join(f'[[targets]]\ndataset = {i}\n' for i in (3, 4, 5))  # > 64 KiB of output: the pipe fills
     study.write_text(f'folds = {list(range(100))}\nnnunet_root = "nn"\n[[sources]]\ndataset = 1\n[[sources]]\n'

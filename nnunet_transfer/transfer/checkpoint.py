@@ -35,30 +35,44 @@ def _numpy_safe_globals() -> list[Any]:
     return found
 
 
+FORBIDDEN_GLOBAL = re.compile(r"GLOBAL ([\w.]+)", re.IGNORECASE)
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint file safely on the CPU.
 
-    Returns the unpickled object as a dict (a bare state dict is returned as is).
-    Raises NnunetTransferError if the file is missing or not a torch checkpoint, and
-    UnsafeCheckpointError if loading it would require executing arbitrary code.
+    Returns the unpickled object as a dict (a bare state dict is returned as is). Raises
+    NnunetTransferError if the file is missing or is not a torch checkpoint (any file torch cannot
+    read: text, a truncated download, another format), and UnsafeCheckpointError, naming the
+    object, only when the file really references a global that could run code (``os.system``, a
+    class of someone's training code).
     """
     path = Path(path)
     if not path.is_file():
         raise NnunetTransferError(f"Checkpoint {path} does not exist.")
+    if path.stat().st_size == 0:
+        raise NnunetTransferError(f"Checkpoint {path} is an empty file (0 bytes), not a torch checkpoint.")
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-        what = f" (first offending object: {found.group(1)})" if found else ""
-        raise UnsafeCheckpointError(
-            f"Checkpoint {path} cannot be loaded safely: it contains objects that would run code when "
-            f"unpickled{what}. It was not loaded. Re-save its state dict "
-            f"(torch.save(model.state_dict(), ...)) from a trusted environment.") from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise NnunetTransferError(f"Checkpoint {path} is not a readable torch checkpoint: {e}") from None
+    except Exception as e:  # noqa: BLE001 - torch raises anything from KeyError to EOFError for a non-checkpoint
+        found = FORBIDDEN_GLOBAL.search(str(e)) if isinstance(e, pickle.UnpicklingError) else None
+        if found:
+            raise UnsafeCheckpointError(
+                f"Checkpoint {path} cannot be loaded safely: it references {found.group(1)}, which would run code "
+                f"when unpickled. It was not loaded. If the file comes from a source you trust, re-save its state "
+                f"dict there (torch.save(model.state_dict(), ...)).") from None
+        if isinstance(e, pickle.UnpicklingError):
+            reason = "a pickle that holds no tensors torch can read"
+        elif isinstance(e, RuntimeError) and str(e).strip():
+            reason = str(e).strip().split(". ")[0].splitlines()[0]
+        else:
+            reason = f"torch cannot read it: {type(e).__name__}"
+        raise NnunetTransferError(f"Checkpoint {path} is not a torch checkpoint ({reason[:160]}); is it the right "
+                                  f"file, completely downloaded?") from None
     if not isinstance(obj, Mapping):
-        raise NnunetTransferError(f"Checkpoint {path} holds a {type(obj).__name__}, expected a dict.")
+        raise NnunetTransferError(f"Checkpoint {path} is not a torch checkpoint: it holds a {type(obj).__name__}, "
+                                  f"expected a dict of weights.")
     return dict(obj)
 
 

@@ -9,7 +9,8 @@ import SimpleITK as sitk
 
 from nnunet_transfer.conversion import run as run_module
 from nnunet_transfer.conversion.common import Case
-from nnunet_transfer.conversion.run import patient_splits
+from nnunet_transfer.conversion.registry import get_converter
+from nnunet_transfer.conversion.run import convert, patient_splits
 from nnunet_transfer.conversion.validate import GeometryPolicy
 from nnunet_transfer.errors import NnunetTransferError
 from tests.conversion.conftest import array, dataset_json, run_convert, snapshot, tree
@@ -156,8 +157,6 @@ def test_source_never_modified_and_output_refused_inside_it(source, raw):
 
 
 def test_parallel_workers_write_the_same_dataset(source, tmp_path):
-    from nnunet_transfer.conversion.registry import get_converter
-    from nnunet_transfer.conversion.run import convert
     one = convert(get_converter("atlas2"), source, 501, tmp_path / "a", workers=1)
     two = convert(get_converter("atlas2"), source, 501, tmp_path / "b", workers=2)
     assert tree(one.folder) == tree(two.folder)
@@ -187,3 +186,134 @@ def test_patient_split_keeps_time_points_together():
         assert not {c.split("_")[0] for c in s["val"]} & {c.split("_")[0] for c in s["train"]}
     with pytest.raises(NnunetTransferError, match="at least two patients"):
         patient_splits(cases[:1])
+
+
+def _cut(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_a_truncated_mask_is_a_bad_case_not_an_empty_mask(source, raw):
+    _cut(_mask(source))  # SimpleITK reads the cut stream as zeros: the lesion would vanish
+    with pytest.raises(NnunetTransferError, match=r"1 of 4 case\(s\) have problems:\n  r001s002: .*_mask\.nii\.gz is "
+                                                  r"truncated: its compressed stream ends early"):
+        run_convert("atlas2", source, raw)
+    assert _no_dataset_left(raw)
+    result = run_convert("atlas2", source, raw, skip_bad=True)
+    assert list(dataset_json(result.folder)["nnunet_transfer"]["skipped_cases"]) == ["r001s002"]
+    assert dataset_json(result.folder)["nnunet_transfer"]["empty_label_maps"] == 0
+
+
+def test_a_truncated_image_is_skipped_with_skip_bad(source, raw):
+    _cut(_t1(source, "r052s010", "R052"))
+    with pytest.raises(NnunetTransferError, match=r"r052s010: .*_T1w\.nii\.gz is truncated"):
+        run_convert("atlas2", source, raw)
+    result = convert(get_converter("atlas2"), source, 501, raw, skip_bad=True, workers=2)
+    assert list(dataset_json(result.folder)["nnunet_transfer"]["skipped_cases"]) == ["r052s010"]
+
+
+def _qform_off(path, shift=(126.0, 72.0, 0.0)):
+    """Give ``path`` a qform that is ``shift`` mm away from its (correct) sform, as 4 of 15 real atlas files have."""
+    import nibabel
+    image = nibabel.load(str(path))
+    sform = image.get_sform()
+    qform = sform.copy()
+    qform[:3, 3] += shift
+    out = nibabel.Nifti1Image(np.asanyarray(image.dataobj), sform, image.header)
+    out.set_sform(sform, code=4)
+    out.set_qform(qform, code=1)
+    nibabel.save(out, str(path))
+    return sform
+
+
+def test_disagreeing_qform_and_sform_are_refused_or_placed_by_the_chosen_transform(source, raw):
+    sform = _qform_off(_mask(source))
+    with pytest.raises(NnunetTransferError, match=r"r001s002: .*_mask\.nii\.gz: its qform and sform disagree by up to "
+                                                  r"145\.1 mm \(qform origin \(126\.0, 72\.0, 0\.0\), sform origin "
+                                                  r"\(0\.0, 0\.0, 0\.0\), RAS mm\).*--header-transform sform\|qform"):
+        run_convert("atlas2", source, raw)
+    assert _no_dataset_left(raw)
+    result = run_convert("atlas2", source, raw, policy=GeometryPolicy(header_transform="sform"))
+    label = sitk.ReadImage(str(result.folder / "labelsTr/r001s002.nii.gz"))
+    assert np.allclose(label.GetOrigin(), (-sform[0, 3], -sform[1, 3], sform[2, 3]))  # LPS of the sform's origin
+    assert array(result.folder / "labelsTr/r001s002.nii.gz").sum() == 125
+    # with the qform the mask lies 144 mm away from the image: a geometry problem, named as such
+    with pytest.raises(NnunetTransferError, match="geometry differs from the image beyond the tolerance"):
+        run_convert("atlas2", source, raw, overwrite=True, policy=GeometryPolicy(header_transform="qform"))
+
+
+def test_written_headers_carry_one_transform_in_both_fields(source, raw):
+    """What convert.md promises: the geometry SimpleITK writes, in qform and sform alike (codes 1)."""
+    import nibabel
+    _qform_off(_t1(source))
+    result = run_convert("atlas2", source, raw, policy=GeometryPolicy(header_transform="sform"))
+    written = nibabel.load(str(result.folder / "imagesTr/r001s002_0000.nii.gz"))
+    (qform, qcode), (sform, scode) = written.get_qform(coded=True), written.get_sform(coded=True)
+    assert int(qcode) == 1 and int(scode) == 1 and np.allclose(qform, sform)
+
+
+@pytest.mark.parametrize("name", ["My Data/x", "../../escape", "a/b", "-x", "Ümlaut"])
+def test_dataset_names_that_are_not_folder_names_are_refused(source, raw, name):
+    with pytest.raises(NnunetTransferError, match=r"--name .*: a dataset name may hold letters, digits, '_' and '-' "
+                                                  r"only .*for example --name "):
+        run_convert("atlas2", source, raw, name=name)
+    assert _no_dataset_left(raw) and not (raw.parent / "escape").exists()
+
+
+def _cli(*args, env=None, **kwargs):
+    return subprocess.run([sys.executable, "-m", "nnunet_transfer.cli", *args], env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, **kwargs)
+
+
+def test_an_output_that_is_a_file_is_one_message(source, tmp_path):
+    target = tmp_path / "raw_is_a_file"
+    target.write_text("x")
+    out = _cli("convert", "atlas2", str(source), "-d", "501", "--workers", "1", "--raw-folder", str(target))
+    assert out.returncode == 2 and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert "raw_is_a_file (--raw-folder / nnUNet_raw) is a file, not a folder" in out.stderr
+    assert target.read_text() == "x"
+
+
+def test_a_read_only_output_folder_is_one_message(source, tmp_path):
+    from tests.conftest import run_with_read_only
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    out = run_with_read_only(raw, [sys.executable, "-m", "nnunet_transfer.cli", "convert", "atlas2", str(source),
+                                   "-d", "501", "--workers", "1", "--raw-folder", str(raw)])
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert "cannot be written (Read-only file system)" in out.stderr or "(Permission denied)" in out.stderr
+    assert list(raw.iterdir()) == []
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_workers_die_with_a_killed_conversion(source, tmp_path, signal_name):
+    import signal
+    import time
+    script = ("import sys, time\n"
+              "import nnunet_transfer.conversion.run as run\n"
+              "original = run.process_case\n"
+              "def slow(*args):\n"
+              "    time.sleep(60)\n"
+              "    return original(*args)\n"
+              "run.process_case = slow\n"
+              "from nnunet_transfer.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, "convert", "atlas2", str(source), "-d", "501",
+                             "--workers", "2", "--raw-folder", str(tmp_path / "raw")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    deadline = time.time() + 60
+    while len(workers) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+        found = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        workers = [int(pid) for pid in found]
+    assert len(workers) == 2, "the conversion did not start its two workers"
+    proc.send_signal(getattr(signal, signal_name))
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in workers):
+        time.sleep(0.2)
+    alive = [pid for pid in workers if os.path.exists(f"/proc/{pid}")]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"workers {alive} outlived the killed conversion"

@@ -162,3 +162,45 @@ def test_min_lesion_volume_in_ml(folders):
     table = evaluate_folders(ref, pred, settings=EvaluationSettings(min_lesion_volume_ml=0.003),
                              progress=False).per_case
     assert table.loc[0, "lesions_pred_1"] == 1 and table.loc[0, "lesion_F1_1"] == 1.0
+
+
+def test_a_truncated_prediction_is_an_error_not_a_lower_score(folders):
+    ref, pred = folders
+    data = (pred / "case_002.nii.gz").read_bytes()
+    (pred / "case_002.nii.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(NnunetTransferError, match=r"case_002\.nii\.gz is (truncated|corrupt)"):
+        evaluate_folders(ref, pred, None, dataset_json=pred / "dataset.json")
+
+
+def test_nan_in_a_prediction_is_an_error(folders):
+    import nibabel
+    ref, pred = folders
+    array = np.zeros((8, 8, 8), np.float32)
+    array[0, 0, 0] = np.nan  # SimpleITK reads it as 0
+    reference = nibabel.load(str(ref / "case_002.nii.gz"))
+    nibabel.save(nibabel.Nifti1Image(array, reference.affine), str(pred / "case_002.nii.gz"))
+    with pytest.raises(NnunetTransferError, match=r"case_002\.nii\.gz contains 1 NaN / inf voxels: not a segmentation"):
+        evaluate_folders(ref, pred, None, dataset_json=pred / "dataset.json")
+
+
+def test_a_reference_whose_qform_and_sform_disagree_is_refused(folders):
+    import nibabel
+    ref, pred = folders
+    image = nibabel.load(str(ref / "case_001.nii.gz"))
+    qform = image.affine.copy()
+    qform[:3, 3] += (10.0, 0.0, 0.0)
+    out = nibabel.Nifti1Image(np.asanyarray(image.dataobj), image.affine)
+    out.set_qform(qform, code=1)
+    out.set_sform(image.affine, code=2)
+    nibabel.save(out, str(ref / "case_001.nii.gz"))
+    with pytest.raises(NnunetTransferError, match=r"case_001\.nii\.gz: its qform and sform disagree by up to 10\.0 "
+                                                  r"mm.*fix the header"):
+        evaluate_folders(ref, pred, None, dataset_json=pred / "dataset.json")
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_evaluating(folders, tmp_path):
+    ref, pred = folders
+    (tmp_path / "out").write_text("keep me")
+    with pytest.raises(NnunetTransferError, match=r"the output folder \(-o\) .*out: .*out is a file, not a folder"):
+        evaluate_folders(ref, pred, tmp_path / "out", dataset_json=pred / "dataset.json")
+    assert (tmp_path / "out").read_text() == "keep me"

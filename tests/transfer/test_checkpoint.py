@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -35,12 +37,47 @@ def test_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path):
     assert not marker.exists()
 
 
-def test_missing_and_garbage_files_give_one_clear_error(tmp_path):
+class _CallsSystem:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_an_os_system_payload_is_named_and_never_runs(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"network_weights": {"w": torch.zeros(1)}, "x": _CallsSystem(marker)}, tmp_path / "evil.pth")
+    with pytest.raises(UnsafeCheckpointError, match=r"evil.pth cannot be loaded safely: it references posix.system"):
+        load_checkpoint(tmp_path / "evil.pth")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content", [b"hello world\n", b'{"a": 1}\n', b"q", b"h", b"]", b"(dp0\nS'a'\np1\nI1\ns.",
+                                     b"N.", b"\x80\x02}q\x00.", b"X\x01", b"PK\x03\x04 truncated zip"])
+def test_files_that_are_not_checkpoints_are_called_so(tmp_path, content):
+    (tmp_path / "notes.pth").write_bytes(content)
+    with pytest.raises(NnunetTransferError, match=r"notes.pth is not a torch checkpoint \(") as error:
+        load_checkpoint(tmp_path / "notes.pth")
+    assert not isinstance(error.value, UnsafeCheckpointError) and "\n" not in str(error.value)
+
+
+def test_a_truncated_checkpoint_is_not_a_checkpoint(tmp_path):
+    torch.save({"network_weights": {"w": torch.zeros(100)}}, tmp_path / "full.pth")
+    (tmp_path / "cut.pth").write_bytes((tmp_path / "full.pth").read_bytes()[:300])
+    with pytest.raises(NnunetTransferError, match="cut.pth is not a torch checkpoint .*completely downloaded"):
+        load_checkpoint(tmp_path / "cut.pth")
+
+
+def test_missing_and_empty_files_give_one_clear_error(tmp_path):
     with pytest.raises(NnunetTransferError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.pth")
-    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(NnunetTransferError, match="junk.pth"):
-        load_checkpoint(tmp_path / "junk.pth")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(NnunetTransferError, match="empty.pth is an empty file"):
+        load_checkpoint(tmp_path / "empty.pth")
+    torch.save([torch.zeros(1)], tmp_path / "list.pth")
+    with pytest.raises(NnunetTransferError, match="holds a list, expected a dict of weights"):
+        load_checkpoint(tmp_path / "list.pth")
 
 
 def test_loaded_tensors_are_on_cpu(tmp_path):
