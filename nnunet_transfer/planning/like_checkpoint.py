@@ -11,7 +11,7 @@ from tqdm import tqdm
 import nnunet_transfer
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.layout import channel_names, resolve_dataset
-from nnunet_transfer.planning.nnunet_planner import ensure_fingerprint, plan_dataset, preprocess
+from nnunet_transfer.planning.nnunet_planner import ensure_fingerprint, one_worker_pool, plan_dataset, preprocess
 from nnunet_transfer.planning.plans_file import resolved_configuration, write_plans
 from nnunet_transfer.planning.shared import share_architecture, with_schedule
 from nnunet_transfer.plans_blocks import SHARED_KEYS, TrainingSchedule, parse_schedule
@@ -111,6 +111,14 @@ def plan_like_checkpoint(checkpoint: str | Path, targets: Sequence[int | str], p
     template = {cfg_name: {k: ckpt.configuration_dict[k] for k in SHARED_KEYS}}
     provenance = {"reference_checkpoint": str(ckpt.path), "reference_dataset": ckpt.source_dataset,
                   "nnunet_transfer_version": nnunet_transfer.__version__}
+    with one_worker_pool(num_processes):
+        return _plan_and_write(names, cfg_name, template, provenance, plans_name, schedule, num_processes,
+                               run_preprocessing, clean, progress)
+
+
+def _plan_and_write(names: list[str], cfg_name: str, template: dict, provenance: dict, plans_name: str,
+                    schedule: TrainingSchedule, num_processes: int, run_preprocessing: bool, clean: bool,
+                    progress: bool) -> dict[str, Path]:
     planned = {}
     for name in tqdm(names, desc="plan like checkpoint", disable=not progress):
         ensure_fingerprint(name, num_processes, clean=clean)

@@ -1,18 +1,75 @@
 """nnU-Net's own fingerprint extraction, experiment planning and preprocessing, called in-process.
 
 Planning happens in memory (:func:`plan_dataset` writes nothing), so shared plans can be checked for
-every dataset before any file is written.
+every dataset before any file is written. :func:`one_worker_pool` lets every fingerprint and
+preprocessing run of one planning call share one pool of worker processes.
 """
 from __future__ import annotations
 
 import contextlib
 import io
+import multiprocessing
 import os
 from typing import Iterator
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.layout import DATASET_JSON, dataset_id, preprocessed_dir, raw_dir
 from nnunet_transfer.planning.plans_file import load_plans
+
+
+class _KeptPool:
+    """What ``Pool(n)`` returns inside :func:`one_worker_pool`: ``with`` hands out the shared pool and
+    leaves it running when the block ends."""
+
+    def __init__(self, pool) -> None:
+        self.pool = pool
+
+    def __enter__(self):
+        return self.pool
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+
+class _SharedPoolMultiprocessing:
+    """Stands in for the ``multiprocessing`` module inside nnU-Net's fingerprint extractor and
+    preprocessor: ``get_context(...).Pool(n)`` is the one shared pool."""
+
+    def __init__(self, pool) -> None:
+        self.pool = pool
+
+    def get_context(self, method=None):
+        return self
+
+    def Pool(self, processes=None, *args, **kwargs):  # noqa: N802 - multiprocessing's name
+        return _KeptPool(self.pool)
+
+
+@contextlib.contextmanager
+def one_worker_pool(num_processes: int) -> Iterator[None]:
+    """Run every nnU-Net fingerprint extraction and preprocessing inside the block on one shared
+    pool of ``num_processes`` spawn workers.
+
+    nnU-Net starts (and ends) a spawn pool per dataset for the fingerprint and per dataset and
+    configuration for preprocessing; every worker imports nnU-Net and torch first, about 4 s on a
+    small machine. A study's plan step over 9 small datasets spent more than a minute starting
+    pools. The workers run nnU-Net's own per-case functions unchanged.
+    """
+    from nnunetv2.experiment_planning.dataset_fingerprint import fingerprint_extractor
+    from nnunetv2.preprocessing.preprocessors import default_preprocessor
+
+    modules = (fingerprint_extractor, default_preprocessor)
+    saved = [m.multiprocessing for m in modules]
+    pool = multiprocessing.get_context("spawn").Pool(max(1, num_processes))
+    try:
+        for module in modules:
+            module.multiprocessing = _SharedPoolMultiprocessing(pool)
+        yield
+    finally:
+        for module, original in zip(modules, saved):
+            module.multiprocessing = original
+        pool.terminate()
+        pool.join()
 
 
 @contextlib.contextmanager

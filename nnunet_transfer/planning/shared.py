@@ -16,7 +16,7 @@ from tqdm import tqdm
 import nnunet_transfer
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.layout import resolve_dataset
-from nnunet_transfer.planning.nnunet_planner import ensure_fingerprint, plan_dataset, preprocess
+from nnunet_transfer.planning.nnunet_planner import ensure_fingerprint, one_worker_pool, plan_dataset, preprocess
 from nnunet_transfer.planning.plans_file import resolved_configuration, write_plans
 from nnunet_transfer.planning.twin import TWIN_CONFIGURATION, twin_2d
 from nnunet_transfer.plans_blocks import (DEFAULT_PLANS, SCHEDULE_KEY, SHARED_KEYS, SHARED_PLANS_KEY,
@@ -72,8 +72,16 @@ def plan_shared(reference: int | str, others: Sequence[int | str] = (), plans_na
     CPU run); otherwise nnU-Net's choice for the reference is shared. Returns dataset name ->
     plans file. Raises NnunetTransferError for unknown datasets, a
     configuration the reference cannot have, or a dataset that can have none of them. Plans of
-    every dataset are checked before any is written.
+    every dataset are checked before any is written. Fingerprints and preprocessing of all datasets
+    share one pool of ``num_processes`` workers.
     """
+    with one_worker_pool(num_processes):
+        return _plan_shared(reference, others, plans_name, configurations, num_processes, run_preprocessing, clean,
+                            verify, gpu_memory_target_in_gb, schedule, batch_size, twin, progress)
+
+
+def _plan_shared(reference, others, plans_name, configurations, num_processes, run_preprocessing, clean, verify,
+                 gpu_memory_target_in_gb, schedule, batch_size, twin, progress) -> dict[str, Path]:
     ref = resolve_dataset(reference)
     names = [ref] + [n for n in dict.fromkeys(resolve_dataset(o) for o in others) if n != ref]
     schedule = parse_schedule(schedule or {}, "the schedule options")
