@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -140,10 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("study", help="run a transfer study from a study file: plan, pretrain, fine-tune, test, "
                                      "compare (resumable)")
-    p.add_argument("action", choices=["run", "status", "report"],
+    p.add_argument("action", choices=["run", "status", "report", "schema"],
                    help="run: every step not done yet, then the report; status: what is done / running / failed; "
-                        "report: the comparison table and figures")
-    p.add_argument("study", metavar="STUDY.toml", help="the study file (see documentation/reference/study.md)")
+                        "report: the comparison table and figures; schema: print the JSON Schema of study files")
+    p.add_argument("study", metavar="STUDY.toml", nargs="?",
+                   help="the study file (see documentation/reference/study.md); not for schema")
     p.add_argument("--launcher", choices=["local", "slurm", "submitit-local"],
                    help="run: where steps run (default: the study file's launcher.kind, else local)")
     p.add_argument("--dry-run", action="store_true", help="run: list the steps (local) or jobs (slurm, "
@@ -268,7 +270,13 @@ def cmd_convert(args: argparse.Namespace) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> None:
-    from nnunet_transfer.study.spec import load_study
+    from nnunet_transfer.study.spec import json_schema, load_study
+    if args.action == "schema":
+        print(json.dumps(json_schema(), indent=2))
+        return
+    if args.study is None:
+        raise NnunetTransferError(f"study {args.action} needs the study file: nnunet_transfer study {args.action} "
+                                  f"STUDY.toml")
     study = load_study(args.study)
     if args.action == "status":
         from nnunet_transfer.study.runner import print_status

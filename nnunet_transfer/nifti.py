@@ -19,6 +19,7 @@ import gzip
 import zlib
 from pathlib import Path
 
+import nibabel
 import numpy as np
 
 from nnunet_transfer.names import HEADER_TRANSFORMS
@@ -50,8 +51,6 @@ def _decompressed_size(path: Path) -> int:
 
 
 def _load_header(path: Path):
-    import nibabel
-
     try:
         return nibabel.load(str(path))
     except Exception as e:  # noqa: BLE001 - nibabel raises many types for a bad header; all mean "unreadable"

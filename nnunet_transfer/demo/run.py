@@ -3,10 +3,10 @@
 The demo writes its datasets, then a study file (``demo_study.toml`` in the output folder) with
 the chosen sources (by default all six task x domain combinations), the three targets (stroke
 and MS lesions with the lesion detection rate, anatomy) and the from-scratch baseline, and runs
-it with ``nnunet_transfer.study``: shared plans, pretraining, fine-tuning, ``nnUNetv2_predict``,
-evaluation, the comparison table and figures. Everything runs through stock nnU-Net commands in
-a self-contained nnU-Net tree under the output folder; a second run resumes where the first
-stopped. The study file is a starting point for a study of one's own.
+it with ``nnunet_transfer.study``: shared plans, pretraining, fine-tuning (stock
+``nnUNetv2_train``), prediction (nnU-Net's predictor), evaluation, the comparison table and
+figures, in a self-contained nnU-Net tree under the output folder; a second run resumes where the
+first stopped. The study file is a starting point for a study of one's own.
 """
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 
 Planning happens in memory (:func:`plan_dataset` writes nothing), so shared plans can be checked for
 every dataset before any file is written. :func:`one_worker_pool` lets every fingerprint and
-preprocessing run of one planning call share one pool of worker processes.
+preprocessing run of one planning call share one pool of worker processes. nnU-Net's planning
+modules are imported where they are used: they take seconds to import, and commands such as
+``study status`` import this package without planning anything.
 """
 from __future__ import annotations
 

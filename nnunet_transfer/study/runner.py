@@ -23,12 +23,17 @@ def run_step(study: Study, step: Step) -> None:
     state.mark(study.folder, step.id, state.RUNNING, log=str(log_path(study, step)))
     try:
         execute(study, step)
-    except Exception as e:
-        state.mark(study.folder, step.id, state.FAILED, log=str(log_path(study, step)),
-                   error=str(e).splitlines()[0][:500] if str(e) else type(e).__name__)
-        if isinstance(e, NnunetTransferError):
+    except BaseException as e:
+        if not isinstance(e, Exception):  # Ctrl-C, SystemExit: not a failure of the step, it just did not finish
+            state.mark(study.folder, step.id, state.INTERRUPTED, log=str(log_path(study, step)))
             raise
-        raise NnunetTransferError(f"{step.id} failed: {type(e).__name__}: {e}") from e
+        ours = isinstance(e, NnunetTransferError)
+        message = (str(e) if ours else f"{type(e).__name__}: {e}").strip() or type(e).__name__
+        state.mark(study.folder, step.id, state.FAILED, log=str(log_path(study, step)),
+                   error=message.splitlines()[0][:500])
+        if ours:
+            raise
+        raise NnunetTransferError(f"{step.id} failed: {message}") from e
     state.mark(study.folder, step.id, state.DONE, log=str(log_path(study, step)))
 
 

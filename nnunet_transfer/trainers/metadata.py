@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import nnunetv2
@@ -62,7 +63,6 @@ def build_metadata(trainer: Any, mode: str, pretext: str | None = None) -> dict[
 
 
 def _dist_version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
     try:
         return version(name)
     except PackageNotFoundError:

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from nnunet_transfer.study.launch import submit
+from nnunet_transfer.study.launch import jobs, submit
 from nnunet_transfer.study.spec import load_study
 
 STUDY = """
@@ -73,3 +73,17 @@ def test_done_jobs_are_not_submitted_again(tmp_path, fake_slurm):
     table = submit(study, "slurm").set_index("job")
     assert table.loc["plan", "submit"] == "no (done)" and table.loc["plan", "job_id"] == ""
     assert "dependency" not in (study.folder / "submitit" / "101_submission.sh").read_text()  # plan is done
+
+
+def test_jobs_depend_on_their_pretraining(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('folds = [0]\n[[sources]]\ndataset = 1\n[[sources]]\ndataset = 2\ntask = "classification"\n'
+                    '[[targets]]\ndataset = 3\nlabel = "t"\n')
+    found = {j.name: j for j in jobs(load_study(path))}
+    assert list(found) == ["plan", "pretrain/mri_segmentation", "pretrain/mri_classification",
+                           "run/t/mri_segmentation/finetune/fold_0", "run/t/mri_classification/finetune/fold_0",
+                           "run/t/scratch/scratch/fold_0"]
+    assert found["run/t/mri_classification/finetune/fold_0"].deps == ("pretrain/mri_classification",)
+    assert found["run/t/scratch/scratch/fold_0"].deps == ("plan",)
+    assert found["run/t/scratch/scratch/fold_0"].steps == ("train/t/scratch/scratch/fold_0",
+                                                          "test/t/scratch/scratch/fold_0")

@@ -6,9 +6,8 @@ import sys
 import pytest
 
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.io import write_json_atomic
 from nnunet_transfer.study import state
-from nnunet_transfer.study.launch import jobs
-from nnunet_transfer.study.spec import load_study
 
 
 def test_mark_and_read(tmp_path):
@@ -26,7 +25,6 @@ def test_running_step_of_a_dead_process_is_interrupted(tmp_path):
     assert state.read_state(tmp_path, "plan")["status"] == "running"  # this process is alive
     record = state.read_state(tmp_path, "plan")
     record["pid"] = int(dead.stdout)
-    from nnunet_transfer.io import write_json_atomic
     write_json_atomic(record, state.state_path(tmp_path, "plan"))
     assert state.read_state(tmp_path, "plan")["status"] == "interrupted"
 
@@ -45,17 +43,3 @@ def test_second_runner_is_refused(tmp_path):
         holder.wait()
     with state.runner_lock(tmp_path):  # released when its holder was killed
         pass
-
-
-def test_jobs_depend_on_their_pretraining(tmp_path):
-    path = tmp_path / "s.toml"
-    path.write_text('folds = [0]\n[[sources]]\ndataset = 1\n[[sources]]\ndataset = 2\ntask = "classification"\n'
-                    '[[targets]]\ndataset = 3\nlabel = "t"\n')
-    found = {j.name: j for j in jobs(load_study(path))}
-    assert list(found) == ["plan", "pretrain/mri_segmentation", "pretrain/mri_classification",
-                           "run/t/mri_segmentation/finetune/fold_0", "run/t/mri_classification/finetune/fold_0",
-                           "run/t/scratch/scratch/fold_0"]
-    assert found["run/t/mri_classification/finetune/fold_0"].deps == ("pretrain/mri_classification",)
-    assert found["run/t/scratch/scratch/fold_0"].deps == ("plan",)
-    assert found["run/t/scratch/scratch/fold_0"].steps == ("train/t/scratch/scratch/fold_0",
-                                                          "test/t/scratch/scratch/fold_0")

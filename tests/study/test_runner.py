@@ -1,0 +1,70 @@
+"""The local runner's failure paths: a failed step is recorded with its error, its dependants are
+blocked, independent steps still run, a second run retries only what is not done."""
+import pytest
+
+from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.study import runner, state
+from nnunet_transfer.study.spec import load_study
+
+STUDY = """
+nnunet_root = "nn"
+[[sources]]
+dataset = 1
+[[sources]]
+dataset = 2
+task = "classification"
+[[targets]]
+dataset = 3
+label = "t"
+"""
+
+
+@pytest.fixture
+def study(tmp_path):
+    (tmp_path / "s.toml").write_text(STUDY)
+    return load_study(tmp_path / "s.toml")
+
+
+def test_a_failed_step_blocks_its_dependants_and_nothing_else(study, monkeypatch):
+    ran = []
+
+    def execute(study, step):
+        ran.append(step.id)
+        if step.id == "pretrain/mri_classification":
+            raise NnunetTransferError("nnUNetv2_train failed (exit code 1): out of memory\nFull log: x.log")
+        if step.id == "train/t/scratch/scratch/fold_0":
+            raise ValueError("a bug")
+
+    monkeypatch.setattr(runner, "execute", execute)
+    failed = runner.run_local(study, progress=False)
+    assert failed == ["pretrain/mri_classification", "train/t/scratch/scratch/fold_0"]
+    assert "train/t/mri_classification/finetune/fold_0" not in ran  # needs the failed pretraining
+    assert "test/t/mri_segmentation/finetune/fold_0" in ran  # independent of both failures
+    table = runner.status_table(study).set_index("step")
+    assert table.loc["pretrain/mri_classification", "error"] == "nnUNetv2_train failed (exit code 1): out of memory"
+    assert table.loc["train/t/scratch/scratch/fold_0", "error"] == "ValueError: a bug"
+    assert table.loc["train/t/mri_classification/finetune/fold_0", "status"] == "blocked"
+    assert table.loc["test/t/mri_classification/finetune/fold_0", "status"] == "blocked"
+    assert table.loc["test/t/mri_segmentation/finetune/fold_0", "status"] == state.DONE
+
+    ran.clear()
+    monkeypatch.setattr(runner, "execute", lambda study, step: ran.append(step.id))
+    assert runner.run_local(study, progress=False) == []
+    assert ran == ["pretrain/mri_classification", "train/t/mri_classification/finetune/fold_0",
+                   "test/t/mri_classification/finetune/fold_0", "train/t/scratch/scratch/fold_0",
+                   "test/t/scratch/scratch/fold_0"]  # only what was not done, in dependency order
+
+
+def test_an_interrupted_step_is_marked_and_rerun(study, monkeypatch):
+    def interrupted(study, step):
+        if step.id == "plan":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "execute", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_local(study, progress=False)
+    assert state.read_state(study.folder, "plan")["status"] == state.INTERRUPTED
+    assert "blocked" not in set(runner.status_table(study)["status"])  # an interruption blocks nothing
+    monkeypatch.setattr(runner, "execute", lambda study, step: None)
+    assert runner.run_local(study, progress=False) == []
+    assert set(runner.status_table(study)["status"]) == {state.DONE}
