@@ -58,3 +58,52 @@ def run_with_read_only(folder, cmd, **kwargs):
     q = shlex.quote(str(folder))
     script = f'mount --bind {q} {q} && mount -o remount,ro,bind {q} && exec "$@"'
     return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *cmd], **kwargs)
+
+
+@pytest.fixture(scope="session")
+def planned_tiny(tmp_path_factory):
+    """Two demo datasets (901: MRI segmentation source, 911: stroke target; 8 mm, 4 training cases)
+    planned once per test session with shared 2d plans ``TinyPlans`` (2 epochs x 2 iterations).
+
+    Returns the three nnU-Net folders. Tests point nnU-Net at them with :func:`use_folders` and
+    only add files of their own (plans copies, result folders under their own names).
+    """
+    import os
+
+    from nnunet_transfer.demo.datasets import DemoDataSize, write_demo_datasets
+    from nnunet_transfer.planning.shared import plan_shared
+    root = tmp_path_factory.mktemp("planned_tiny")
+    folders = {name: root / name for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+    saved = {name: os.environ.get(name) for name in folders}
+    os.environ.update({name: str(path) for name, path in folders.items()})
+    try:
+        write_demo_datasets(folders["nnUNet_raw"], DemoDataSize(spacing_mm=8.0, n_train=4, n_test=2),
+                            seed=4, which=["mri_seg_source", "stroke"], progress=False)
+        plan_shared(901, [911], "TinyPlans", ["2d"], num_processes=1, progress=False,
+                    schedule={"num_epochs": 2, "num_iterations_per_epoch": 2, "num_val_iterations_per_epoch": 1})
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return folders
+
+
+def use_folders(monkeypatch, folders) -> None:
+    """Point nnU-Net (and this package) at ``folders`` for one test."""
+    for name, path in folders.items():
+        monkeypatch.setenv(name, str(path))
+
+
+# Longest first, so that two pytest-xdist workers finish together: the integration modules by their
+# measured durations on 2 cores, then everything else in its usual order.
+LONGEST_FIRST = ("test_study", "test_howto", "test_demo_sources", "test_pretrain_ssl", "test_transfer_strategies",
+                 "test_pretrain_finetune", "test_pretrain_classification", "test_convert_verify", "test_hooks")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.module.__name__.rpartition(".")[2] if item.module else ""
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+    items.sort(key=rank)  # stable: the order inside a module is kept

@@ -1,10 +1,14 @@
-"""The how-to guides run as written: their bash blocks, in order, in a fresh folder."""
+"""The how-to guides run as written: their bash blocks, in order, in a fresh folder; then what a guide
+promises is checked on the files it made (transfer reports, plans, predictions)."""
+import json
 import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+import SimpleITK as sitk
+import torch
 
 pytestmark = pytest.mark.integration
 HOWTO = Path(__file__).resolve().parents[2] / "documentation" / "howto"
@@ -21,6 +25,57 @@ def _downloads(script: str, home: Path) -> None:
         fixture_modules()[key].build(home / "downloads")
 
 
+def _same_geometry(predictions: Path, images: Path) -> None:
+    cases = sorted(images.glob("*_0000.nii.gz"))
+    assert cases
+    for image in cases:
+        pred, ref = sitk.ReadImage(str(predictions / image.name.replace("_0000", ""))), sitk.ReadImage(str(image))
+        assert pred.GetSize() == ref.GetSize() and pred.GetSpacing() == pytest.approx(ref.GetSpacing())
+
+
+def check_natural_images_into_3d(root: Path) -> None:
+    """The 2D RGB pretraining inflated into the 3D T1 network, every convolution adapted; 3D predictions."""
+    home = root / "howto_natural"
+    fold = (home / "nnUNet_results" / "Dataset913_DemoAnatomy" /
+            "nnUNetTrainerFinetuneWarmup__nnUNetTransferPlans_from_DemoNaturalSegSource__3d_fullres" / "fold_all")
+    params = json.loads((fold / "transfer_report.json").read_text())["parameters"]
+    assert len({p["name"] for p in params}) == len(params)
+    stem = next(p for p in params if p["name"] == "encoder.stages.0.0.convs.0.conv.weight")
+    assert stem["status"] == "adapted" and "inflated 2D->3D (average" in stem["how"]
+    assert "input channels 3->1 (sum)" in stem["how"]
+    convs = [p for p in params if len(p["shape"]) == 5 and p["part"] in ("encoder", "decoder")]
+    assert convs and all(p["status"] == "adapted" for p in convs)
+    _same_geometry(home / "pred_anatomy", home / "nnUNet_raw" / "Dataset913_DemoAnatomy" / "imagesTs")
+
+
+def check_pretrain_then_plan(root: Path) -> None:
+    """Targets planned exactly like the checkpoint's network, the checkpoint attached to each."""
+    home = root / "howto_ptp"
+    ckpt = (home / "nnUNet_results" / "Dataset901_DemoMRISegSource" /
+            "nnUNetTrainerPretrainSegmentation__nnUNetTransferPlans__2d" / "fold_all" / "checkpoint_final.pth")
+    meta = torch.load(ckpt, map_location="cpu", weights_only=True)["nnunet_transfer"]
+    for target in ("Dataset912_DemoMS", "Dataset913_DemoAnatomy"):
+        pre = home / "nnUNet_preprocessed" / target
+        cfg = json.loads((pre / "nnUNetTransferPlans.json").read_text())["configurations"]["2d"]
+        assert cfg["architecture"] == meta["architecture"] and cfg["patch_size"] == meta["patch_size"]
+        block = json.loads((pre / "nnUNetTransferPlans_from_DemoMRISegSource.json").read_text())["transfer"]
+        assert block["checkpoint"] == str(ckpt) and block["load"] == "encoder+decoder"
+
+
+def check_shared_plans(root: Path) -> None:
+    """One architecture for source and targets; the fine-tuned model's predictions."""
+    home = root / "howto_shared"
+    plans = [json.loads((home / "nnUNet_preprocessed" / d / "nnUNetTransferPlans.json").read_text())
+             for d in ("Dataset901_DemoMRISegSource", "Dataset911_DemoStroke", "Dataset913_DemoAnatomy")]
+    assert all(p["configurations"]["2d"]["architecture"] == plans[0]["configurations"]["2d"]["architecture"]
+               for p in plans)
+    _same_geometry(home / "pred_stroke", home / "nnUNet_raw" / "Dataset911_DemoStroke" / "imagesTs")
+
+
+CHECKS = {"natural_images_into_3d.md": check_natural_images_into_3d, "pretrain_then_plan.md": check_pretrain_then_plan,
+          "shared_plans.md": check_shared_plans}
+
+
 @pytest.mark.parametrize("guide", sorted(p.name for p in HOWTO.glob("*.md")))
 def test_guide_runs_as_written(guide, tmp_path):
     blocks = bash_blocks(HOWTO / guide)
@@ -33,3 +88,5 @@ def test_guide_runs_as_written(guide, tmp_path):
         env["HOME"] = str(tmp_path)
     out = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, f"{guide} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    if guide in CHECKS:
+        CHECKS[guide](tmp_path)

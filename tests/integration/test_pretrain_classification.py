@@ -1,4 +1,5 @@
-"""Classification pretraining with stock nnUNetv2_train (2D natural images), then fine-tuning from it."""
+"""Classification pretraining (2D natural images), then fine-tuning from it; training runs
+nnUNetv2_train's own code in-process."""
 from __future__ import annotations
 
 import json
@@ -8,15 +9,16 @@ import pytest
 import torch
 
 from nnunet_transfer.demo.datasets import DemoDataSize, write_demo_datasets
-from tests.integration.test_pretrain_finetune import _env_from_cli, cli, run
+from tests.integration.nnunet import cli, env_from_cli, train
 
-pytestmark = pytest.mark.integration
+# under pytest-xdist the module fixture is built once, on one worker
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("test_pretrain_classification")]
 PLANS = "ClsPlans"
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    env = _env_from_cli(tmp_path_factory.mktemp("nnunet"))
+    env = env_from_cli(tmp_path_factory.mktemp("nnunet"))
     size = DemoDataSize(spacing_mm=8.0, n_train=4, n_test=1, n_natural=12, natural_size=32)
     write_demo_datasets(env["nnUNet_raw"], size, seed=11, which=["natural_cls_source", "natural_seg_source"],
                         progress=False)
@@ -28,8 +30,7 @@ def test_classification_pretraining_then_finetuning(env):
         "--iterations-per-epoch", "3", "--val-iterations", "2")
     pre = Path(env["nnUNet_preprocessed"]) / "Dataset904_DemoNaturalClsSource"
     assert (pre / "class_labels.json").is_file()  # copied by planning for training without raw data
-    run(env, "nnUNetv2_train", "904", "2d", "all", "-tr", "nnUNetTrainerPretrainClassification", "-p", PLANS,
-        "-device", "cpu")
+    train(env, "904", "2d", "all", "nnUNetTrainerPretrainClassification", PLANS)
     fold = Path(env["nnUNet_results"]) / "Dataset904_DemoNaturalClsSource" / \
         f"nnUNetTrainerPretrainClassification__{PLANS}__2d" / "fold_all"
     report = json.loads((fold / "classification_report.json").read_text())
@@ -47,7 +48,7 @@ def test_classification_pretraining_then_finetuning(env):
     block = json.loads((Path(env["nnUNet_preprocessed"]) / "Dataset905_DemoNaturalSegSource" / f"{ft}.json")
                        .read_text())["transfer"]
     assert block["load"] == "encoder"  # the classifier's decoder never trained
-    run(env, "nnUNetv2_train", "905", "2d", "all", "-tr", "nnUNetTrainerFinetune", "-p", ft, "-device", "cpu")
+    train(env, "905", "2d", "all", "nnUNetTrainerFinetune", ft)
     transfer = json.loads((Path(env["nnUNet_results"]) / "Dataset905_DemoNaturalSegSource" /
                            f"nnUNetTrainerFinetune__{ft}__2d" / "fold_all" / "transfer_report.json").read_text())
     assert transfer["counts_by_part"]["encoder"]["loaded"] == sum(transfer["counts_by_part"]["encoder"].values())

@@ -6,9 +6,6 @@ that ``nnunet_transfer env`` prints.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +14,10 @@ import SimpleITK as sitk
 import torch
 
 from nnunet_transfer.demo.datasets import DemoDataSize, write_demo_datasets
+from tests.integration.nnunet import cli, env_from_cli, run
 
-pytestmark = pytest.mark.integration
+# under pytest-xdist the module fixture is built once, on one worker
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("test_pretrain_finetune")]
 
 SOURCE, TARGET, ANATOMY, NATURAL = "901", "911", "913", "904"
 PLANS = "nnUNetTransferPlans"
@@ -26,32 +25,10 @@ FT_PLANS = "nnUNetTransferPlans_from_DemoMRISegSource"
 SCHEDULE = ["--epochs", "2", "--iterations-per-epoch", "3", "--val-iterations", "1"]
 
 
-def _env_from_cli(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
-    env.update(NNUNET_TRANSFER_HOME=str(root), nnUNet_def_n_proc="1", nnUNet_n_proc_DA="0")
-    out = subprocess.run([sys.executable, "-m", "nnunet_transfer.cli", "env"], env=env, capture_output=True,
-                         text=True, check=True).stdout
-    for line in out.splitlines():
-        key, value = line.removeprefix("export ").split("=", 1)
-        env[key] = value.strip("'")
-    return env
-
-
-def run(env, *cmd, ok=True):
-    out = subprocess.run(list(cmd), env=env, capture_output=True, text=True)
-    if ok:
-        assert out.returncode == 0, f"{cmd} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out
-
-
-def cli(env, *args, ok=True):
-    return run(env, sys.executable, "-m", "nnunet_transfer.cli", *args, ok=ok)
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("nnunet")
-    env = _env_from_cli(root)
+    env = env_from_cli(root)
     size = DemoDataSize(spacing_mm=8.0, n_train=6, n_test=2, n_natural=4, natural_size=32)
     write_demo_datasets(env["nnUNet_raw"], size, seed=3, which=["mri_seg_source", "stroke", "anatomy",
                                                                    "natural_cls_source"], progress=False)
@@ -150,23 +127,6 @@ def test_refusals_are_one_message_and_write_nothing(study):
     assert out.returncode == 2 and "3 input channel(s)" in out.stderr and "trained on 1" in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert sorted(p.relative_to(pre) for p in pre.rglob("*.json")) == before
-
-
-def test_pretrain_then_plan_chain(study):
-    env, _ = study
-    out = cli(env, "pretrain-then-plan", "-s", SOURCE, "-t", ANATOMY, "-c", "2d", "-p", "ChainPlans", "-np", "2",
-              "--device", "cpu", "--epochs", "1", "--iterations-per-epoch", "2", "--val-iterations", "1")
-    assert "nnUNetTrainerFinetune -p ChainPlans_from_DemoMRISegSource" in out.stdout
-    pre = Path(env["nnUNet_preprocessed"]) / "Dataset913_DemoAnatomy"
-    ckpt = (Path(env["nnUNet_results"]) / "Dataset901_DemoMRISegSource" /
-            "nnUNetTrainerPretrainSegmentation__ChainPlans__2d" / "fold_all" / "checkpoint_final.pth")
-    meta = torch.load(ckpt, map_location="cpu", weights_only=True)["nnunet_transfer"]
-    plans = json.loads((pre / "ChainPlans.json").read_text())
-    assert plans["configurations"]["2d"]["architecture"] == meta["architecture"]
-    assert plans["configurations"]["2d"]["patch_size"] == meta["patch_size"]
-    attached = json.loads((pre / "ChainPlans_from_DemoMRISegSource.json").read_text())
-    assert attached["transfer"]["checkpoint"] == str(ckpt)
-    assert (pre / "ChainPlans_2d").is_dir()
 
 
 def test_resuming_a_finetuning_run_does_not_transfer_again(study):

@@ -1,5 +1,6 @@
-"""Self-supervised and 3D classification pretraining with stock nnUNetv2_train, each followed by a
-fine-tuning run from its checkpoint (2D natural images and 3D MRI)."""
+"""Self-supervised and 3D classification pretraining, each followed by a fine-tuning run from its
+checkpoint (2D natural images and 3D MRI). Training runs nnUNetv2_train's own code in-process (the
+trainers are the subject here; the command line is covered by test_pretrain_finetune)."""
 from __future__ import annotations
 
 import json
@@ -9,15 +10,16 @@ import pytest
 import torch
 
 from nnunet_transfer.demo.datasets import DemoDataSize, write_demo_datasets
-from tests.integration.test_pretrain_finetune import _env_from_cli, cli, run
+from tests.integration.nnunet import cli, env_from_cli, train
 
-pytestmark = pytest.mark.integration
+# under pytest-xdist the module fixture is built once, on one worker
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("test_pretrain_ssl")]
 SCHEDULE = ["--epochs", "1", "--iterations-per-epoch", "2", "--val-iterations", "1"]
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    env = _env_from_cli(tmp_path_factory.mktemp("nnunet"))
+    env = env_from_cli(tmp_path_factory.mktemp("nnunet"))
     size = DemoDataSize(spacing_mm=8.0, n_train=4, n_test=1, n_natural=6, natural_size=32)
     write_demo_datasets(env["nnUNet_raw"], size, seed=13, which=[
         "mri_unlabeled", "mri_cls_source", "stroke", "natural_unlabeled", "natural_seg_source"], progress=False)
@@ -27,14 +29,14 @@ def env(tmp_path_factory):
 
 
 def pretrain_then_finetune(env, source: str, target: str, cfg: str, plans: str, trainer: str) -> tuple[dict, dict]:
-    run(env, "nnUNetv2_train", source, cfg, "all", "-tr", trainer, "-p", plans, "-device", "cpu")
+    train(env, source, cfg, "all", trainer, plans)
     results = Path(env["nnUNet_results"])
     fold = next(results.glob(f"Dataset{source}_*/{trainer}__{plans}__{cfg}/fold_all"))
     ckpt = fold / "checkpoint_final.pth"
     meta = torch.load(ckpt, map_location="cpu", weights_only=True)["nnunet_transfer"]
     cli(env, "attach", str(ckpt), "-d", target, "-p", plans, "-o", f"{plans}_{trainer[len('nnUNetTrainer'):]}")
     ft = f"{plans}_{trainer[len('nnUNetTrainer'):]}"
-    run(env, "nnUNetv2_train", target, cfg, "all", "-tr", "nnUNetTrainerFinetune", "-p", ft, "-device", "cpu")
+    train(env, target, cfg, "all", "nnUNetTrainerFinetune", ft)
     report = json.loads(next(results.glob(f"Dataset{target}_*/nnUNetTrainerFinetune__{ft}__{cfg}/fold_all"))
                         .joinpath("transfer_report.json").read_text())
     return meta, report

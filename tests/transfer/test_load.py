@@ -59,12 +59,13 @@ def test_encoder_only_leaves_decoder_initialised_and_says_why():
     source, target = _randomised(tiny_unet(3)), tiny_unet(3)
     fresh = {k: v.clone() for k, v in target.state_dict().items()}
     report = transfer_weights(source.state_dict(), target, load="encoder")
-    for rec in report.records:
-        if rec.part == "decoder":
-            assert rec.status == SKIPPED and "load=encoder" in rec.reason
-            assert torch.equal(target.state_dict()[rec.name], fresh[rec.name])
-        elif rec.part == "encoder":
-            assert rec.status == LOADED
+    decoder = [r for r in report.records if r.part == "decoder"]
+    encoder = [r for r in report.records if r.part == "encoder"]
+    assert decoder and encoder
+    assert all(r.status == SKIPPED and "load=encoder" in r.reason for r in decoder)
+    assert all(torch.equal(target.state_dict()[r.name], fresh[r.name]) for r in decoder)
+    assert all(r.status == LOADED and torch.equal(target.state_dict()[r.name], source.state_dict()[r.name])
+               for r in encoder)
 
 
 def test_shape_mismatch_skipped_with_shapes_and_strict_names_keys_not_values():
@@ -117,12 +118,17 @@ def test_unknown_load_rule():
         transfer_weights({}, tiny_unet(2), load="everything")
 
 
-def test_summary_is_short_and_counts_match():
-    report = transfer_weights(_randomised(tiny_unet(3, classes=4)).state_dict(), tiny_unet(3))
+def test_summary_is_short_and_counts_match_the_network():
+    target = tiny_unet(3)
+    report = transfer_weights(_randomised(tiny_unet(3, classes=4)).state_dict(), target)
+    entries, _ = canonical_entries(target)
+    heads = [n for n in entries if n.startswith("decoder.seg_layers")]
+    assert heads and report.counts() == {LOADED: len(entries) - len(heads), "adapted": 0, SKIPPED: len(heads),
+                                         INITIALISED: 0}
+    assert report.counts_by_part()["head"] == {LOADED: 0, "adapted": 0, SKIPPED: len(heads), INITIALISED: 0}
     text = report.summary()
-    assert "loaded" in text and "head" in text and len(text.splitlines()) < 20
-    d = report.to_dict()
-    assert d["counts"][LOADED] == len(report.by_status(LOADED))
+    assert len(text.splitlines()) < 20 and f"{len(entries) - len(heads)} loaded" in text
+    assert "decoder.seg_layers.0.weight" in text and "heads (seg_layers) are never loaded" in text
 
 
 def test_decoder_stages_of_a_shallower_source_are_matched_by_resolution():
