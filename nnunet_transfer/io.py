@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,16 +32,32 @@ def plain_data(obj: Any, nan_as_none: bool = False) -> Any:
     return obj
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _mode_of_new_file(path: Path) -> int:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file name beside ``path``; when the block succeeds it becomes ``path``
-    (``os.replace``), otherwise it is removed and ``path`` is untouched."""
+    (``os.replace``), otherwise it is removed and ``path`` is untouched. The file gets the
+    permissions a plain ``open(path, "w")`` would give it (the existing file's, else 0666 less the
+    umask), not the owner-only mode of a temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _mode_of_new_file(path))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -115,6 +132,7 @@ def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Itera
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    os.chmod(tmp, 0o777 & ~_umask())  # a plain mkdir's mode, not a temporary folder's owner-only one
     old = None
     if final.exists():
         old = final.with_name(f".{final.name}.old.{os.getpid()}")

@@ -55,3 +55,35 @@ def test_writable_folder_check(tmp_path):
         require_writable_folder(tmp_path / "file", "-o")
     with pytest.raises(NnunetTransferError, match=r"-o .*file/below: .*file is a file, not a folder"):
         require_writable_folder(tmp_path / "file" / "below", "-o")
+
+
+def test_atomic_files_get_the_permissions_of_a_plain_write(tmp_path):
+    import os
+    import stat
+
+    from nnunet_transfer.io import write_text_atomic
+    umask = os.umask(0o022)
+    try:
+        new = write_text_atomic("x", tmp_path / "new.txt")
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644  # readable by the lab, not owner-only like a temp file
+        kept = tmp_path / "kept.txt"
+        kept.write_text("old")
+        kept.chmod(0o600)
+        write_text_atomic("new", kept)
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600 and kept.read_text() == "new"
+    finally:
+        os.umask(umask)
+
+
+def test_atomic_folders_get_the_permissions_of_a_plain_mkdir(tmp_path):
+    import os
+    import stat
+
+    from nnunet_transfer.io import atomic_directory
+    umask = os.umask(0o027)
+    try:
+        with atomic_directory(tmp_path / "dataset") as tmp:
+            (tmp / "a").write_text("x")
+        assert stat.S_IMODE((tmp_path / "dataset").stat().st_mode) == 0o750
+    finally:
+        os.umask(umask)
