@@ -18,6 +18,7 @@ DATA_HOME_VARIABLE = "NNUNET_TRANSFER_HOME"
 DATASET_JSON = "dataset.json"
 CLASS_LABELS_FILE = "class_labels.json"  # per-case classes of a classification source
 SPLITS_FILE = "splits_final.json"
+PATIENTS_FILE = "patients.json"  # case id -> patient id, where a patient has several cases (time points)
 CHECKPOINT_FINAL = "checkpoint_final.pth"
 CHECKPOINT_LATEST = "checkpoint_latest.pth"
 # files nnU-Net keeps in a preprocessed dataset folder that are not plans

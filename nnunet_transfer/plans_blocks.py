@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError, create_model
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError, create_model
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.names import INFLATION_RULES, INPUT_CHANNEL_RULES, KERNEL_RULES, LOAD_RULES, PRETEXTS
@@ -55,6 +55,9 @@ class TrainingSchedule(StrictModel):
     ``final_validation``: ``auto`` skips nnU-Net's final sliding-window validation for fold
     ``all`` (its "validation" cases are its training cases), ``always`` keeps it, ``never`` skips
     it for every fold.
+
+    ``train_subset``: fold (``"0"``, ``"all"``) -> the case ids that fold trains on, a subset of
+    its nnU-Net training cases (label-efficiency studies write it; validation cases unchanged).
     """
 
     num_epochs: PositiveInt | None = None
@@ -63,14 +66,15 @@ class TrainingSchedule(StrictModel):
     initial_lr: PositiveFloat | None = None
     save_every: PositiveInt | None = None
     final_validation: Literal[FINAL_VALIDATION] | None = None
+    train_subset: dict[str, Annotated[list[str], Field(min_length=1)]] | None = None
 
     def block(self) -> dict[str, Any]:
         """The block as written into plans: the keys that are set."""
         return self.model_dump(exclude_none=True)
 
     def trainer_settings(self) -> dict[str, int | float]:
-        """The keys that are nnU-Net trainer attributes of the same name (all but final_validation)."""
-        return {k: v for k, v in self.block().items() if k != "final_validation"}
+        """The keys that are nnU-Net trainer attributes of the same name (the numbers)."""
+        return {k: v for k, v in self.block().items() if k not in ("final_validation", "train_subset")}
 
 
 SCHEDULE_FIELDS = tuple(TrainingSchedule.model_fields)

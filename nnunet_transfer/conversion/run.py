@@ -27,7 +27,7 @@ from nnunet_transfer.conversion.validate import (GeometryPolicy, align, check_in
                                                  non_finite_problem, read_picture, read_volume, resize_shorter)
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.io import atomic_directory, require_writable_folder, write_json_atomic
-from nnunet_transfer.layout import CLASS_LABELS_FILE, SPLITS_FILE, dataset_folder_name
+from nnunet_transfer.layout import CLASS_LABELS_FILE, PATIENTS_FILE, SPLITS_FILE, dataset_folder_name
 from nnunet_transfer.processes import die_with_parent
 
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
@@ -339,7 +339,10 @@ def _finish(result: ConversionResult, conversion: Conversion, converter: Convert
         written.append(CLASS_LABELS_FILE)
     if conversion.patient_split and train:
         write_json_atomic(patient_splits(train), tmp / SPLITS_FILE)
-        written.append(SPLITS_FILE)
+        # which cases are one patient's time points: label-efficiency subsets draw patients, not cases
+        write_json_atomic({c.case_id: c.patient or c.case_id for c in sorted(train, key=lambda c: c.case_id)},
+                          tmp / PATIENTS_FILE)
+        written += [SPLITS_FILE, PATIENTS_FILE]
     result.written = written
 
 

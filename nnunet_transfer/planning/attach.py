@@ -15,7 +15,7 @@ from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.layout import plans_path, resolve_dataset
 from nnunet_transfer.planning.like_checkpoint import check_channels, describe_checkpoint
 from nnunet_transfer.planning.plans_file import load_plans, write_plans
-from nnunet_transfer.plans_blocks import TRANSFER_KEY, Strategy, make_transfer_block
+from nnunet_transfer.plans_blocks import SCHEDULE_KEY, TRANSFER_KEY, Strategy, make_transfer_block, parse_schedule
 from nnunet_transfer.transfer.rules import TransferRules
 
 PLANS_NAME = re.compile(r"[A-Za-z0-9_\-.]+")
@@ -36,13 +36,15 @@ def default_output_plans(plans_name: str, source_dataset: str | None) -> str:
 
 
 def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_plans_name: str | None = None,
-           rules: TransferRules | None = None, strategy: Mapping | None = None, overwrite: bool = True) -> Path:
+           rules: TransferRules | None = None, strategy: Mapping | None = None, overwrite: bool = True,
+           schedule: Mapping | None = None) -> Path:
     """Write ``<output_plans_name>.json`` next to the target's plans with the transfer block.
 
     ``rules`` (load, input channels, inflation, kernel, strict; ``load=None`` is decided by the
     checkpoint: ``encoder`` when its decoder never trained, else ``encoder+decoder``) and
     ``strategy`` (any of ``warmup_epochs``, ``frozen_encoder_epochs``, ``encoder_lr_factor``) go
-    into the block. Raises NnunetTransferError for a missing plans file, a checkpoint whose
+    into the block; ``schedule`` keys replace those of the plans' ``training_schedule`` (a study's
+    ``train_subset``), in the same write. Raises NnunetTransferError for a missing plans file, a checkpoint whose
     network cannot initialise any configuration of the plans (3D into 2D, input channels no rule
     maps), or an output name containing ``__`` (nnU-Net splits folder names on it).
     """
@@ -70,4 +72,7 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
     block = make_transfer_block(str(ckpt.path), rules, strategy, checkpoint_sha256=sha256(ckpt.path),
                                 source_dataset=ckpt.source_dataset, source_configuration=ckpt.configuration,
                                 configurations=usable, attached_to=plans_name)
-    return write_plans({**plans, "plans_name": out_name, TRANSFER_KEY: block.block()}, name)
+    out = {**plans, "plans_name": out_name, TRANSFER_KEY: block.block()}
+    if schedule:
+        out[SCHEDULE_KEY] = parse_schedule({**(plans.get(SCHEDULE_KEY) or {}), **schedule}).block()
+    return write_plans(out, name)

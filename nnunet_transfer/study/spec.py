@@ -20,6 +20,7 @@ Example::
     dataset = 911
     metric = "dice"                       # dice | miou
     lesions = true                        # also the lesion detection rate
+    train_sizes = [2, 4, 8]               # optional: label efficiency, nested subsets of training patients
 
 Every key is type-checked when the file is read (:class:`StudyFile`, a pydantic model whose JSON
 Schema editors can use: ``documentation/reference/study.schema.json``); an error names the key
@@ -82,6 +83,9 @@ class TargetSpec(StrictModel):
     metric: Literal[METRICS] = "dice"
     lesions: bool = False
     evaluate_on: Literal[EVALUATE_ON] = "test"
+    train_sizes: Annotated[list[PositiveInt], Field(min_length=1, description=(
+        "label efficiency: train every initialisation on nested subsets of this many training patients "
+        "(one case per patient unless the dataset has patients.json), drawn once per fold"))] | None = None
 
 
 class LauncherSpec(StrictModel):
@@ -117,6 +121,7 @@ class StudyFile(StrictModel):
     device: Literal[DEVICES] | None = None
     num_processes: PositiveInt = 2
     batch_size: PositiveInt | None = None
+    subset_seed: NonNegativeInt = 0
     launcher: LauncherSpec = LauncherSpec()
 
 
@@ -153,6 +158,7 @@ class Target:
     metric: str = "dice"
     lesions: bool = False
     evaluate_on: str = "test"  # test: imagesTs vs labelsTs; validation: nnU-Net's fold validation vs labelsTr
+    train_sizes: tuple[int, ...] = ()  # label efficiency: training patients per subset (empty: all cases)
 
     @property
     def key(self) -> str:
@@ -180,6 +186,7 @@ class Study:
     device: str | None = None
     num_processes: int = 2
     batch_size: int | None = None
+    subset_seed: int = 0
     launcher: LauncherSpec = LauncherSpec()
 
     @property
@@ -231,11 +238,17 @@ def load_study(path: str | Path) -> Study:
         if not getattr(spec, what):
             _fail(path, what, "needs at least one [[...]] table")
     sources = [Source(s.dataset, s.task, s.domain, s.label or f"{s.domain} {s.task}") for s in spec.sources]
-    targets = [Target(t.dataset, t.label or str(t.dataset), t.metric, t.lesions, t.evaluate_on) for t in spec.targets]
+    targets = [Target(t.dataset, t.label or str(t.dataset), t.metric, t.lesions, t.evaluate_on,
+                      tuple(sorted(t.train_sizes or ()))) for t in spec.targets]
     _unique(path, "sources", [s.label for s in sources], "source id", reserved=(SCRATCH,))
     _unique(path, "targets", [t.label for t in targets], "target id")
     _unique(path, "strategies", list(spec.strategies), "strategy")
     _unique(path, "folds", list(spec.folds), "fold")
+    for i, target in enumerate(targets):
+        _unique(path, f"targets[{i}].train_sizes", list(target.train_sizes), "training size")
+    if spec.schedule.train_subset is not None:
+        _fail(path, "schedule.train_subset", "is written by the study runner from the targets' train_sizes; "
+                                              "set train_sizes on a [[targets]] table instead")
     schedule = spec.schedule.block()
     validation = any(t.evaluate_on == "validation" for t in targets)
     if validation and ("all" in spec.folds or schedule.get("final_validation") == "never"):
@@ -253,4 +266,5 @@ def load_study(path: str | Path) -> Study:
         strategy_options={k: v.model_dump(exclude_none=True) for k, v in spec.strategy_options.items()},
         reference=spec.reference, plans=spec.plans,
         nnunet_root=(root / spec.nnunet_root).resolve() if spec.nnunet_root is not None else None,
-        device=spec.device, num_processes=spec.num_processes, batch_size=spec.batch_size, launcher=spec.launcher)
+        device=spec.device, num_processes=spec.num_processes, batch_size=spec.batch_size,
+        subset_seed=spec.subset_seed, launcher=spec.launcher)

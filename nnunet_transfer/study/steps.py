@@ -4,7 +4,11 @@ Steps, in dependency order: ``plan`` (shared plans + preprocessing, once), ``pre
 (once per source, fold ``all``), ``train/<target>/<init>/<strategy>/fold_<f>`` (fine-tuning from
 each source with each strategy, and ``scratch`` with the identical plans and schedule), and
 ``test/...`` (nnU-Net's predictor on the target's imagesTs, then the evaluation against its
-labelsTs). Trainings run stock ``nnUNetv2_train``; outputs are checked before a step is done.
+labelsTs). A target with ``train_sizes`` has these runs once per size,
+``train/<target>/n<size>/<init>/<strategy>/fold_<f>``, each training on the size's subset
+(:mod:`nnunet_transfer.study.subsets`) through a plans copy ``<plans>_n<size>`` whose
+``training_schedule.train_subset`` lists the cases: the preprocessed data are shared, nothing is
+copied. Trainings run stock ``nnUNetv2_train``; outputs are checked before a step is done.
 """
 from __future__ import annotations
 
@@ -19,12 +23,16 @@ from nnunet_transfer import nnunet_commands
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.layout import (CHECKPOINT_FINAL, CHECKPOINT_LATEST, NNUNET_FOLDERS, raw_dir,
                                     require_nnunet_folders, resolve_dataset, results_folder)
+from nnunet_transfer.io import read_json, write_json_atomic
 from nnunet_transfer.names import SCRATCH, SCRATCH_TRAINER, STRATEGIES
 from nnunet_transfer.planning.attach import attach, default_output_plans
+from nnunet_transfer.planning.plans_file import load_plans, write_plans
 from nnunet_transfer.planning.shared import plan_shared
+from nnunet_transfer.plans_blocks import SCHEDULE_KEY, parse_schedule
 from nnunet_transfer.study.evaluation import evaluate_run
 from nnunet_transfer.study.spec import Source, Study, Target
 from nnunet_transfer.study.state import step_file_stem
+from nnunet_transfer.study.subsets import target_subsets
 from nnunet_transfer.transfer.checkpoint import load_checkpoint
 
 
@@ -36,6 +44,7 @@ class Run:
     source: Source | None  # None: from scratch
     strategy: str  # a STRATEGIES key, or "scratch"
     fold: int | str
+    size: int | None = None  # training patients (a target's train_sizes); None: every training case
 
     @property
     def init(self) -> str:
@@ -47,8 +56,10 @@ class Run:
 
     @property
     def path(self) -> str:
-        """``<target>/<init>/<strategy>/fold_<f>``: step-id suffix and folder of predictions / evaluations."""
-        return f"{self.target.key}/{self.init}/{self.strategy}/fold_{self.fold}"
+        """``<target>[/n<size>]/<init>/<strategy>/fold_<f>``: step-id suffix and folder of predictions /
+        evaluations."""
+        size = "" if self.size is None else f"n{self.size}/"
+        return f"{self.target.key}/{size}{self.init}/{self.strategy}/fold_{self.fold}"
 
 
 @dataclass(frozen=True)
@@ -61,12 +72,14 @@ class Step:
 
 
 def runs(study: Study) -> list[Run]:
-    """Every (target, source or scratch, strategy, fold) of the study, scratch last per target."""
+    """Every (target, training size, source or scratch, strategy, fold) of the study, scratch last per
+    target, size and fold."""
     out = []
     for target in study.targets:
-        for fold in study.folds:
-            out += [Run(target, s, strategy, fold) for s in study.sources for strategy in study.strategies]
-            out.append(Run(target, None, SCRATCH, fold))
+        for size in target.train_sizes or (None,):
+            for fold in study.folds:
+                out += [Run(target, s, strategy, fold, size) for s in study.sources for strategy in study.strategies]
+                out.append(Run(target, None, SCRATCH, fold, size))
     return out
 
 
@@ -120,9 +133,52 @@ def checkpoint_path(study: Study, source: Source) -> Path:
 
 
 def finetune_plans(study: Study, run: Run) -> str:
-    if run.source is None:
-        return study.plans
-    return f"{default_output_plans(study.plans, dataset_name(run.source.dataset))}_{run.strategy}"
+    """The plans a run trains with: the study's (scratch), a copy with the transfer block (fine-tuning),
+    each with ``_n<size>`` and the subset for a training size."""
+    plans = study.plans if run.source is None else \
+        f"{default_output_plans(study.plans, dataset_name(run.source.dataset))}_{run.strategy}"
+    return plans if run.size is None else f"{plans}_n{run.size}"
+
+
+def subsets_file(study: Study, target: Target) -> Path:
+    return study.folder / "subsets" / f"{target.key}.json"
+
+
+def training_subsets(study: Study, target: Target) -> dict[str, dict[str, list[str]]]:
+    """``{fold: {size: cases}}`` of a target with ``train_sizes``, drawn (:mod:`.subsets`) and recorded
+    in :func:`subsets_file`. Raises NnunetTransferError when the record holds another subset for a
+    fold and size (the seed, the folds' split or the data changed since runs were trained on it)."""
+    dataset = dataset_name(target.dataset)
+    drawn = target_subsets(dataset, study.folds, target.train_sizes, study.subset_seed)
+    path = subsets_file(study, target)
+    record = read_json(path) if path.is_file() else {"folds": {}}
+    changed = [f"fold {fold} size {size}" for fold, sizes in drawn.items() for size, cases in sizes.items()
+               if record["folds"].get(fold, {}).get(size, cases) != cases]
+    if changed:
+        raise NnunetTransferError(f"{path} records other training cases for {', '.join(changed)} than the study draws "
+                                  f"now (subset_seed, the folds' split or the data changed); runs trained on the old "
+                                  f"subsets cannot be compared with new ones: use another output folder, or delete "
+                                  f"{path} and those runs")
+    merged = {fold: {**record["folds"].get(fold, {}), **sizes} for fold, sizes in drawn.items()}
+    if merged != record["folds"]:
+        write_json_atomic({"dataset": dataset, "subset_seed": study.subset_seed, "unit": "patients",
+                           "folds": {**record["folds"], **merged}}, path)
+    return drawn
+
+
+def run_schedule(study: Study, run: Run) -> dict | None:
+    """The ``training_schedule`` keys a run adds to its plans: the subset of each fold for a size."""
+    if run.size is None:
+        return None
+    subsets = training_subsets(study, run.target)
+    return {"train_subset": {fold: sizes[str(run.size)] for fold, sizes in subsets.items()}}
+
+
+def _write_scratch_plans(study: Study, run: Run, schedule: dict) -> None:
+    dataset = dataset_name(run.target.dataset)
+    plans = load_plans(dataset, study.plans)
+    plans[SCHEDULE_KEY] = parse_schedule({**(plans.get(SCHEDULE_KEY) or {}), **schedule}).block()
+    write_plans({**plans, "plans_name": finetune_plans(study, run)}, dataset)
 
 
 def run_folder(study: Study, run: Run) -> Path:
@@ -198,6 +254,9 @@ def _plan(study: Study, step: Step) -> None:
     with _output_to(log_path(study, step)):  # nnU-Net's fingerprint / preprocessing progress, per dataset
         plan_shared(reference, others, study.plans, [study.configuration], study.num_processes,
                     schedule=study.schedule, batch_size=study.batch_size, twin=study.twin, progress=False)
+    for target in study.targets:  # drawn and recorded before any training, refused early when too large
+        if target.train_sizes:
+            training_subsets(study, target)
 
 
 def _test(study: Study, step: Step, run: Run) -> None:
@@ -234,9 +293,12 @@ def execute(study: Study, step: Step) -> None:
                study.plans, checkpoint_path(study, source).parent)
     elif step.kind == "train":
         run = step.run
+        schedule = run_schedule(study, run)
         if run.source is not None:
             attach(checkpoint_path(study, run.source), dataset_name(run.target.dataset), study.plans,
-                   finetune_plans(study, run), strategy=study.strategy_options.get(run.strategy))
+                   finetune_plans(study, run), strategy=study.strategy_options.get(run.strategy), schedule=schedule)
+        elif schedule is not None:
+            _write_scratch_plans(study, run, schedule)
         _train(study, step, dataset_name(run.target.dataset), study.configuration, run.fold, run.trainer,
                finetune_plans(study, run), run_folder(study, run))
     elif step.kind == "test":

@@ -30,6 +30,25 @@ class TransferTrainerBase(nnUNetTrainer):
         for key, value in schedule.trainer_settings().items():
             setattr(self, key, value)
         self.final_validation = schedule.final_validation or "auto"
+        self.train_subset = schedule.train_subset
+
+    def do_split(self):
+        """nnU-Net's split; with ``training_schedule.train_subset`` the fold trains on the listed cases
+        only (each must be one of the fold's training cases), and validates on its usual cases."""
+        train, validation = super().do_split()
+        if self.train_subset is None:
+            return train, validation
+        where = f"training_schedule.train_subset of plans '{self.plans_manager.plans_name}'"
+        cases = self.train_subset.get(str(self.fold))
+        if cases is None:
+            raise RuntimeError(f"{where} has no subset for fold {self.fold} (folds: {', '.join(self.train_subset)})")
+        outside = sorted(set(cases) - set(train))
+        if outside:
+            raise RuntimeError(f"{where}: case(s) {', '.join(outside[:5])} are not training cases of fold "
+                               f"{self.fold} in nnU-Net's split")
+        self.print_to_log_file(f"Training on {len(cases)} of the fold's {len(train)} training cases "
+                               f"(training_schedule.train_subset): {', '.join(cases)}")
+        return list(cases), validation
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         skip = self.final_validation == "never" or (self.final_validation == "auto" and self.fold == "all")

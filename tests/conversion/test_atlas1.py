@@ -23,7 +23,7 @@ def test_r12_converts_every_time_point(tmp_path, raw):
     assert result.folder == folder and not result.bad
     ids = ["c0003s0043t01", "c0003s0043t02", "c0003s0044t01", "c0005s0001t01"]
     assert tree(folder) == ["dataset.json", *[f"imagesTr/{c}_0000.nii.gz" for c in ids],
-                            *[f"labelsTr/{c}.nii.gz" for c in ids], "splits_final.json"]
+                            *[f"labelsTr/{c}.nii.gz" for c in ids], "patients.json", "splits_final.json"]
     meta = dataset_json(folder)
     assert meta["numTraining"] == 4 and meta["numTest"] == 0
     assert meta["channel_names"] == {"0": "T1"} and meta["labels"] == {"background": 0, "lesion": 1}
@@ -43,10 +43,11 @@ def test_r11_case_ids_keep_site_patient_and_time_point(tmp_path, raw):
     result = run_convert("atlas1", source, raw)
     ids = ["site1_031768_t01", "site1_031768_t02", "site1_031769_t01", "site2_031806_t01"]
     assert tree(result.folder) == ["dataset.json", *[f"imagesTr/{c}_0000.nii.gz" for c in ids],
-                                   *[f"labelsTr/{c}.nii.gz" for c in ids], "splits_final.json"]
-    assert {r.case.case_id: r.case.patient for r in result.good} == {
-        "site1_031768_t01": "site1_031768", "site1_031768_t02": "site1_031768",
-        "site1_031769_t01": "site1_031769", "site2_031806_t01": "site2_031806"}
+                                   *[f"labelsTr/{c}.nii.gz" for c in ids], "patients.json", "splits_final.json"]
+    patients = {"site1_031768_t01": "site1_031768", "site1_031768_t02": "site1_031768",
+                "site1_031769_t01": "site1_031769", "site2_031806_t01": "site2_031806"}
+    assert {r.case.case_id: r.case.patient for r in result.good} == patients
+    assert read_json(result.folder / "patients.json") == patients  # for label-efficiency subsets of patients
     assert dataset_json(result.folder)["source"].endswith("(R1.1)")
     assert _label_sums(result.folder, ids) == {"site1_031768_t01": 175, "site1_031768_t02": 125,
                                                "site1_031769_t01": 125, "site2_031806_t01": 125}

@@ -26,7 +26,7 @@ def test_converts_mprage_with_rater_1_by_default(tmp_path, raw):
     assert result.folder == folder and not result.bad
     assert tree(folder) == ["dataset.json", *[f"imagesTr/{c}_0000.nii.gz" for c in TRAIN_IDS],
                             "imagesTs/test01_01_0000.nii.gz", "imagesTs/test01_02_0000.nii.gz",
-                            *[f"labelsTr/{c}.nii.gz" for c in TRAIN_IDS], "splits_final.json"]
+                            *[f"labelsTr/{c}.nii.gz" for c in TRAIN_IDS], "patients.json", "splits_final.json"]
     meta = dataset_json(folder)
     assert meta["numTraining"] == 7 and meta["numTest"] == 2
     assert meta["channel_names"] == {"0": "T1"} and meta["labels"] == {"background": 0, "lesion": 1}

@@ -72,8 +72,22 @@ def check_shared_plans(root: Path) -> None:
     _same_geometry(home / "pred_stroke", home / "nnUNet_raw" / "Dataset911_DemoStroke" / "imagesTs")
 
 
+def check_label_efficiency(root: Path) -> None:
+    """Nested recorded subsets, the same cases in the fine-tuned and the scratch plans, one block per size."""
+    study = root / "efficiency"
+    subsets = json.loads((study / "subsets" / "anatomy.json").read_text())["folds"]["all"]
+    assert len(subsets["2"]) == 2 and len(subsets["4"]) == 4 and set(subsets["2"]) < set(subsets["4"])
+    results = root / "howto_efficiency" / "nnUNet_results" / "Dataset913_DemoAnatomy"
+    for size in ("2", "4"):
+        plans = [json.loads(p.read_text()) for p in results.glob(f"*_n{size}__2d/plans.json")]
+        assert len(plans) == 2 and all(p["training_schedule"]["train_subset"] == {"all": subsets[size]} for p in plans)
+    table = (study / "results" / "comparison.md").read_text()
+    assert "### 2 training patients" in table and "### 4 training patients" in table
+    assert (study / "results" / "data_efficiency.png").stat().st_size > 1000
+
+
 CHECKS = {"natural_images_into_3d.md": check_natural_images_into_3d, "pretrain_then_plan.md": check_pretrain_then_plan,
-          "shared_plans.md": check_shared_plans}
+          "shared_plans.md": check_shared_plans, "label_efficiency.md": check_label_efficiency}
 
 
 @pytest.mark.parametrize("guide", sorted(p.name for p in HOWTO.glob("*.md")))

@@ -1,7 +1,9 @@
-"""A two-source, one-target study on tiny demo data: killed mid-run with SIGKILL, resumed through
-submitit's local executor (the SLURM code path without a cluster), then reported."""
+"""A one-source, one-target study with two training sizes on tiny demo data: killed mid-run with
+SIGKILL, resumed through submitit's local executor (the SLURM code path without a cluster), then
+reported."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +17,7 @@ import pytest
 from nnunet_transfer.demo.datasets import DemoDataSize, write_demo_datasets
 from nnunet_transfer.study.state import read_state
 from nnunet_transfer.study.spec import load_study
-from nnunet_transfer.study.steps import expand
+from nnunet_transfer.study.steps import expand, run_folder, runs
 
 pytestmark = pytest.mark.integration
 
@@ -39,16 +41,12 @@ dataset = 901
 task = "segmentation"
 domain = "mri"
 
-[[sources]]
-dataset = 904
-task = "classification"
-domain = "natural"
-
 [[targets]]
 dataset = 911
 label = "stroke"
 metric = "miou"
 lesions = true
+train_sizes = [2, 4]
 """
 
 
@@ -70,12 +68,12 @@ def _trainings_using(folder: Path) -> list[int]:
     return found
 
 
-def test_killed_study_resumes_through_submitit_and_reports(tmp_path):
+def test_killed_study_resumes_through_submitit_and_reports(tmp_path, monkeypatch):
     study_file = tmp_path / "tiny.toml"
     study_file.write_text(STUDY)
     size = DemoDataSize(spacing_mm=8.0, n_train=6, n_test=2, n_natural=6, natural_size=32)
     write_demo_datasets(tmp_path / "nnunet" / "nnUNet_raw", size, seed=2,
-                        which=["mri_seg_source", "natural_cls_source", "stroke"], progress=False)
+                        which=["mri_seg_source", "stroke"], progress=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
     env.update(nnUNet_def_n_proc="1", nnUNet_n_proc_DA="0")
     study = load_study(study_file)
@@ -111,17 +109,30 @@ def test_killed_study_resumes_through_submitit_and_reports(tmp_path):
         assert (study.folder / "state" / f"{k.replace('/', '__')}.json").stat().st_mtime_ns == stamps[k], k
     assert all(read_state(study.folder, s.id)["status"] == "done" for s in expand(study))
 
+    # nested subsets of fold 0's training cases, recorded, and the very same in every initialisation's plans
+    subsets = json.loads((study.folder / "subsets" / "stroke.json").read_text())["folds"]["0"]
+    assert len(subsets["2"]) == 2 and len(subsets["4"]) == 4 and set(subsets["2"]) < set(subsets["4"])
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(name, str(tmp_path / "nnunet" / name))
+    for run in runs(study):
+        plans = json.loads((run_folder(study, run).parent / "plans.json").read_text())
+        assert plans["training_schedule"]["train_subset"] == {"0": subsets[str(run.size)]}, run.path
+        log = next(run_folder(study, run).glob("training_log_*.txt")).read_text()
+        assert f"Training on {run.size} of the fold's 4 training cases" in log
+
     table = pd.read_csv(study.folder / "results" / "comparison.csv")
-    assert table["initialisation"].tolist() == ["mri segmentation", "natural classification", "scratch"]
+    assert table["initialisation"].tolist() == ["mri segmentation", "scratch"] * 2
+    assert table["train_size"].tolist() == [2, 2, 4, 4]
     for column in ("stroke miou mean", "stroke lesion_tpr mean"):
         assert table[column].between(0, 1).all(), column
-    assert table["stroke folds"].tolist() == [1, 1, 1]
+    assert table["stroke folds"].tolist() == [1, 1, 1, 1]
     markdown = (study.folder / "results" / "comparison.md").read_text()
-    assert "| scratch |" in markdown and "stroke miou" in markdown
-    for figure in ("comparison.png", "learning_curves.png"):
+    assert "| scratch |" in markdown and "stroke miou" in markdown and "### 4 training patients" in markdown
+    assert "n < 6" in markdown  # 2 test cases: no p-value
+    for figure in ("comparison.png", "learning_curves.png", "data_efficiency.png"):
         assert (study.folder / "results" / figure).stat().st_size > 1000
     per_case = pd.read_csv(study.folder / "results" / "per_case.csv")
-    assert len(per_case) == 3 * 2  # initialisations x test cases
+    assert len(per_case) == 2 * 2 * 2  # sizes x initialisations x test cases
 
     status = _cli("study", "status", str(study_file), env=env)
     assert status.returncode == 0 and f"{len(expand(study))} done" in status.stdout

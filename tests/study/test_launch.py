@@ -87,3 +87,15 @@ def test_jobs_depend_on_their_pretraining(tmp_path):
     assert found["run/t/scratch/scratch/fold_0"].deps == ("plan",)
     assert found["run/t/scratch/scratch/fold_0"].steps == ("train/t/scratch/scratch/fold_0",
                                                           "test/t/scratch/scratch/fold_0")
+
+
+def test_training_sizes_are_jobs_like_any_other(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('folds = [0]\n[[sources]]\ndataset = 1\n[[targets]]\ndataset = 3\nlabel = "t"\n'
+                    'train_sizes = [2, 4]\n')
+    found = {j.name: j for j in jobs(load_study(path))}
+    assert list(found) == ["plan", "pretrain/mri_segmentation", "run/t/n2/mri_segmentation/finetune/fold_0",
+                           "run/t/n2/scratch/scratch/fold_0", "run/t/n4/mri_segmentation/finetune/fold_0",
+                           "run/t/n4/scratch/scratch/fold_0"]
+    assert found["run/t/n4/scratch/scratch/fold_0"].steps == ("train/t/n4/scratch/scratch/fold_0",
+                                                             "test/t/n4/scratch/scratch/fold_0")

@@ -71,6 +71,34 @@ def test_grid_has_every_combination_and_scratch(tmp_path):
     assert "train/3/natural_classification/warmup/fold_1" in index
 
 
+def test_training_sizes_multiply_the_runs_of_their_target(tmp_path):
+    study = load_study(_write(tmp_path, MINIMAL.replace("dataset = 3\n", "dataset = 3\ntrain_sizes = [8, 2]\n")))
+    assert study.targets[0].train_sizes == (2, 8) and study.targets[1].train_sizes == ()
+    assert study.subset_seed == 0
+    grid = runs(study)
+    assert len(grid) == (2 + 1) * 2 * (2 * 2 + 1)  # (two sizes of target 3, target 4) x folds x initialisations
+    assert {r.size for r in grid if r.target.key == "3"} == {2, 8} and {r.size for r in grid if r.target.key == "4"} \
+        == {None}
+    ids = {s.id for s in expand(study)}
+    assert {"train/3/n2/scratch/scratch/fold_0", "test/3/n8/mri_ssl_models_genesis/warmup/fold_1",
+            "train/4/scratch/scratch/fold_0"} <= ids
+
+
+@pytest.mark.parametrize("change, bad, message", [
+    ('dataset = 3\n', 'dataset = 3\ntrain_sizes = [2, 2]\n',
+     r"'targets\[0\].train_sizes' has 2 and 2, which share the training size"),
+    ('dataset = 3\n', 'dataset = 3\ntrain_sizes = [0]\n',
+     r"'targets\[0\].train_sizes\[0\]' is 0: input should be greater than 0"),
+    ('dataset = 3\n', 'dataset = 3\ntrain_sizes = []\n', r"'targets\[0\].train_sizes' is \[\]: list should have"),
+    ('name = "s"', 'name = "s"\nsubset_seed = -1', "'subset_seed' is -1"),
+    ('lesions = true\n', 'lesions = true\n[schedule]\ntrain_subset = {"0" = ["a"]}\n',
+     "'schedule.train_subset' is written by the study runner"),
+])
+def test_bad_training_sizes(tmp_path, change, bad, message):
+    with pytest.raises(NnunetTransferError, match=message):
+        load_study(_write(tmp_path, MINIMAL.replace(change, bad, 1)))
+
+
 @pytest.mark.parametrize("change, bad, message", [
     ('task = "ssl:models_genesis"', 'task = "ssl:nope"',
      r"'sources\[0\].task' is 'ssl:nope'; choose from segmentation"),

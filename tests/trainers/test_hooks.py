@@ -143,3 +143,20 @@ def test_the_transfer_block_is_ignored_by_the_scratch_baseline(folders):
     plans = _plans_with(TARGET, "Scratch", transfer={"checkpoint": "/does/not/matter.pth"})
     trainer = _trainer(nnUNetTrainerFromScratch, TARGET, plans)
     assert TRANSFER_KEY in trainer.plans_manager.plans and len(trainer.optimizer.param_groups) == 1
+
+
+def test_train_subset_restricts_the_training_cases_only(folders):
+    everything = _trainer(nnUNetTrainerFromScratch, TARGET, "TinyPlans", fold="all").do_split()
+    cases = sorted(everything[0])
+    assert len(cases) == 4
+    subset = _plans_with(TARGET, "Subset", training_schedule={"num_epochs": 2, "train_subset": {"all": cases[1:3]}},
+                         transfer={"checkpoint": "x"})  # the fine-tuning trainer needs one (not loaded here)
+    for cls in (nnUNetTrainerFromScratch, nnUNetTrainerFinetune):
+        train, validation = _trainer(cls, TARGET, subset, fold="all").do_split()
+        assert train == cases[1:3] and sorted(validation) == sorted(everything[1])  # validation as nnU-Net's
+    outside = _plans_with(TARGET, "Outside", training_schedule={"train_subset": {"all": ["nope"]}})
+    with pytest.raises(RuntimeError, match="case.s. nope are not training cases of fold all"):
+        _trainer(nnUNetTrainerFromScratch, TARGET, outside, fold="all").do_split()
+    other_fold = _plans_with(TARGET, "OtherFold", training_schedule={"train_subset": {"0": cases[:1]}})
+    with pytest.raises(RuntimeError, match="no subset for fold all"):
+        _trainer(nnUNetTrainerFromScratch, TARGET, other_fold, fold="all").do_split()
