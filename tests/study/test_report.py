@@ -37,26 +37,90 @@ def study(tmp_path):
     return study
 
 
-def test_table_means_sd_over_folds_and_wilcoxon(study):
+def test_table_means_sd_over_folds_and_paired_statistics(study):
     per_case = collect(study)
     assert len(per_case) == 2 * 2 * 6 and set(per_case["initialisation"]) == {"mri seg", "scratch"}
+    assert set(per_case["train_size"]) == {"all"}
     table = comparison_table(study, per_case).set_index("initialisation")
     # fold means: scratch 0.625 (fold 0), 0.645 (fold 1); source +0.1
     assert table.loc["scratch", "stroke dice mean"] == pytest.approx(0.635)
     assert table.loc["scratch", "stroke dice sd"] == pytest.approx(math.sqrt(2 * 0.01 ** 2))
     assert table.loc["mri seg", "stroke dice mean"] == pytest.approx(0.735)
-    assert table.loc["mri seg", "stroke dice p"] == pytest.approx(0.03125)  # exact test, 6 of 6 cases better
+    # every case is exactly 0.1 better: difference 0.1, interval [0.1, 0.1], exact test 2 / 2^6, a family of one
+    assert table.loc["mri seg", "stroke dice diff"] == pytest.approx(0.1)
+    assert (table.loc["mri seg", "stroke dice ci_low"], table.loc["mri seg", "stroke dice ci_high"]) == \
+        pytest.approx((0.1, 0.1))
+    assert table.loc["mri seg", "stroke dice p"] == pytest.approx(0.03125)
+    assert table.loc["mri seg", "stroke dice p_holm"] == pytest.approx(0.03125)
+    assert table.loc["mri seg", "stroke dice n"] == 6
     assert table.loc["mri seg", "stroke lesion_tpr mean"] == pytest.approx(0.75)
     assert math.isnan(table.loc["scratch", "stroke dice p"])
     assert table.loc["scratch", "stroke folds"] == 2
 
 
-def test_markdown_cells(study):
+def test_markdown_cells_and_caption(study):
     table = comparison_table(study, collect(study))
+    text = markdown(study, table, preface="Smoke test.")
+    assert text.startswith("Smoke test.\n")
+    assert ("| initialisation | stroke dice | Δ stroke dice [95 % CI] | p (Holm) | stroke lesion_tpr | "
+            "Δ stroke lesion_tpr [95 % CI] | p (Holm) |") in text
+    assert "| mri seg | 0.735 ± 0.014 | +0.100 [+0.100, +0.100] | 0.031 | 0.750 ± 0.000 | +0.250 [+0.250, +0.250] " \
+           "| 0.031 |" in text
+    assert "| scratch | 0.635 ± 0.014 |  |  | 0.500 ± 0.000 |  |  |" in text
+    assert "n (paired test cases): stroke: 6; folds: stroke: 2." in text
+    assert "Holm-corrected" in text and "none where n < 6" in text
+    assert "###" not in text  # no training sizes: one block without a heading
+
+
+def test_holm_over_the_sources_of_a_target_and_no_p_below_six(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(STUDY.replace('[[targets]]', '[[sources]]\ndataset = 2\nlabel = "nat"\n[[targets]]')
+                    .replace("folds = [0, 1]", "folds = [0]"))
+    study = load_study(path)
+    for run in runs(study):
+        gain = {None: 0.0, "mri_seg": 0.1, "nat": 0.0}[run.source.key if run.source else None]
+        n = 6
+        rows = [{"case": f"c{i}", "mDice": 0.5 + 0.01 * i + gain + (0.002 * (-1) ** i if gain == 0 and run.source
+                                                                        else 0), "lesion_TPR": 0.5}
+                for i in range(n)]
+        path = evaluation_file(study, run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(path, index=False)
+    table = comparison_table(study, collect(study)).set_index("initialisation")
+    raw = table["stroke dice p"]
+    assert raw["mri seg"] == pytest.approx(0.03125)
+    # Holm over the two sources: the smaller p x 2, the larger x 1 (kept >= the smaller)
+    assert table.loc["mri seg", "stroke dice p_holm"] == pytest.approx(min(1, 2 * min(raw["mri seg"], raw["nat"])))
+    assert table.loc["nat", "stroke dice p_holm"] == pytest.approx(max(raw["nat"], 2 * raw["mri seg"]))
+    # fewer than 6 cases: no p, and the reason
+    for run in runs(study):
+        evaluation = evaluation_file(study, run)
+        pd.read_csv(evaluation).head(5).to_csv(evaluation, index=False)
+    table = comparison_table(study, collect(study)).set_index("initialisation")
+    assert math.isnan(table.loc["mri seg", "stroke dice p"]) and table.loc["mri seg", "stroke dice no_p"] == "n < 6"
+    assert "| n < 6 |" in markdown(study, comparison_table(study, collect(study)))
+
+
+def test_training_sizes_give_one_block_each_and_the_data_efficiency_figure(tmp_path):
+    from nnunet_transfer.study.report import data_efficiency_figure
+    path = tmp_path / "s.toml"
+    path.write_text(STUDY.replace("lesions = true", "lesions = true\ntrain_sizes = [4, 2]"))
+    study = load_study(path)
+    for run in runs(study):
+        gain = (0.0 if run.source is None else 0.2) / run.size
+        rows = [{"case": f"c{i}", "mDice": 0.5 + 0.05 * i + gain, "lesion_TPR": 0.5} for i in range(6)]
+        path = evaluation_file(study, run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(path, index=False)
+    per_case = collect(study)
+    table = comparison_table(study, per_case)
+    assert table["train_size"].tolist() == ["2", "2", "4", "4"]
+    diff = table.set_index(["train_size", "initialisation"])["stroke dice diff"]
+    assert diff["2", "mri seg"] == pytest.approx(0.1) and diff["4", "mri seg"] == pytest.approx(0.05)
     text = markdown(study, table)
-    assert "| initialisation | stroke dice | stroke lesion_tpr |" in text
-    assert "| mri seg | 0.735 ± 0.014 (p=0.0312) | 0.750 ± 0.000 (p=0.0312) |" in text
-    assert "| scratch | 0.635 ± 0.014 | 0.500 ± 0.000 |" in text
+    assert text.index("### 2 training patients") < text.index("### 4 training patients")
+    assert data_efficiency_figure(study, per_case, tmp_path / "eff.png")
+    assert (tmp_path / "eff.png").stat().st_size > 1000
 
 
 def test_missing_evaluations_are_an_error(tmp_path):
