@@ -22,7 +22,7 @@ setup(
         "SimpleITK>=2.2",
         "nibabel>=5",
         "numpy>=1.24",
-        "scipy>=1.10",
+        "scipy>=1.15",  # bootstrap(..., rng=)
         "nilearn>=0.10.3",
         "scikit-image>=0.21",
         "scikit-learn>=1.3",

@@ -26,7 +26,7 @@ def build(cfg: dict, in_channels: int, classes: int):
 def main(repeats: int = 5) -> dict:
     import torch
 
-    from nnunet_transfer.planning.common import load_plans, resolved_configuration
+    from nnunet_transfer.planning.plans_file import load_plans, resolved_configuration
     from nnunet_transfer.transfer.checkpoint import extract_state_dict, load_checkpoint
     from nnunet_transfer.transfer.compat import check_compatible
     from nnunet_transfer.transfer.load import transfer_with_rules

@@ -5,17 +5,7 @@ import pytest
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.planning.plans_file import load_plans, resolved_configuration, write_plans
-
-
-def _cfg(patch, features, norm="ZScoreNormalization", spacing=None, batch=2):
-    return {"data_identifier": "P_x", "patch_size": patch, "batch_size": batch,
-            "spacing": spacing or [1.0] * len(patch),
-            "normalization_schemes": [norm], "use_mask_for_norm": [False],
-            "architecture": {"network_class_name": "PlainConvUNet", "arch_kwargs": {"features_per_stage": features}}}
-
-
-def _plans(name, configs):
-    return {"dataset_name": name, "plans_name": "P", "configurations": configs}
+from tests.planning.fake_plans import cfg as _cfg, plans as _plans
 
 
 def test_inherited_configuration_is_resolved():

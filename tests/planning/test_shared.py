@@ -1,17 +1,7 @@
 """share_architecture: the template's architecture, patch and batch size; everything else the dataset's own."""
 from nnunet_transfer.planning.plans_file import resolved_configuration
 from nnunet_transfer.planning.shared import share_architecture
-
-
-def _cfg(patch, features, norm="ZScoreNormalization", spacing=None, batch=2):
-    return {"data_identifier": "P_x", "patch_size": patch, "batch_size": batch,
-            "spacing": spacing or [1.0] * len(patch),
-            "normalization_schemes": [norm], "use_mask_for_norm": [False],
-            "architecture": {"network_class_name": "PlainConvUNet", "arch_kwargs": {"features_per_stage": features}}}
-
-
-def _plans(name, configs):
-    return {"dataset_name": name, "plans_name": "P", "configurations": configs}
+from tests.planning.fake_plans import cfg as _cfg, plans as _plans
 
 
 def test_architecture_patch_and_batch_come_from_the_template_everything_else_stays():
