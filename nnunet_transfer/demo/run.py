@@ -35,22 +35,51 @@ STUDY_FILE = "demo_study.toml"
 
 @dataclass(frozen=True)
 class DemoPreset:
-    """Data size, configuration and schedule of one demo run."""
+    """Data, configuration, schedule, sources, targets and training sizes of one demo run.
+
+    ``sources`` / ``targets``: keys of the demo menu (the command line's ``--sources`` overrides
+    ``sources``); ``train_sizes``: the label-efficiency axis of every target (empty: all training
+    cases); ``preface``: printed above the comparison table.
+    """
 
     name: str
     size: DemoDataSize
     configuration: str
     schedule: dict = field(default_factory=dict)
     batch_size: int | None = None  # None: nnU-Net's choice
+    sources: tuple[str, ...] = tuple(SOURCES)
+    targets: tuple[str, ...] = tuple(TARGETS)
+    train_sizes: tuple[int, ...] = ()
+    preface: str | None = None
 
 
 # 27 trainings (6 pretrainings, 6 x 3 fine-tunings, 3 scratch) within 10 minutes on 2 CPU cores:
 # short, small-batch trainings that show the whole chain works, not a ranking.
-QUICK = DemoPreset("quick", DemoDataSize(spacing_mm=4.0, n_train=12, n_test=4, n_natural=8, natural_size=64), "2d",
-                   {"num_epochs": 5, "num_iterations_per_epoch": 6, "num_val_iterations_per_epoch": 1,
-                    "save_every": 1000}, batch_size=8)
-DEFAULT = DemoPreset("default", DemoDataSize(spacing_mm=2.0, n_train=40, n_test=20), "3d_fullres",
-                     {"num_epochs": 60, "num_iterations_per_epoch": 150, "num_val_iterations_per_epoch": 20})
+QUICK = DemoPreset(
+    "quick", DemoDataSize(spacing_mm=4.0, n_train=12, n_test=4, n_natural=8, natural_size=64), "2d",
+    {"num_epochs": 5, "num_iterations_per_epoch": 6, "num_val_iterations_per_epoch": 1, "save_every": 1000},
+    batch_size=8,
+    preface="**Smoke test of the chain, not a ranking.** The quick preset trains every network for 30 steps "
+            "on 4 test cases per target: enough to show that data, shared plans, pretraining, transfer, "
+            "fine-tuning, prediction and evaluation work together, far too little to rank anything (a "
+            "ranking needs the evidence preset: `nnunet_transfer demo --preset evidence`). With 4 test cases "
+            "no test can reach p < 0.05, so none is given.")
+# Label efficiency on 2 CPU cores within 45 minutes (documentation/getting_started.md has the
+# measured table): one source per question (same-domain segmentation, same-domain self-supervision,
+# other-domain segmentation), the anatomy and stroke targets, 2 and 8 training patients, 12 test
+# cases per target; 2d networks at 4 mm, 250 steps of batch 8 per training (measured: 0.33 s per
+# step and 1.5 s per epoch boundary on 2 cores, so 19 trainings take about 35 minutes).
+EVIDENCE = DemoPreset(
+    "evidence", DemoDataSize(spacing_mm=4.0, n_train=12, n_test=12, n_natural=24, natural_size=64), "2d",
+    {"num_epochs": 10, "num_iterations_per_epoch": 25, "num_val_iterations_per_epoch": 2, "save_every": 1000},
+    batch_size=8, sources=("mri_seg", "mri_ssl", "natural_seg"), targets=("anatomy", "stroke"), train_sizes=(2, 8))
+# Sized for one GPU (documentation/getting_started.md: the estimate and how it was made): all six
+# sources, the three targets, 4 and 16 training patients, 3d networks at 2 mm.
+DEFAULT = DemoPreset(
+    "default", DemoDataSize(spacing_mm=2.0, n_train=24, n_test=12), "3d_fullres",
+    {"num_epochs": 15, "num_iterations_per_epoch": 80, "num_val_iterations_per_epoch": 10, "save_every": 1000},
+    train_sizes=(4, 16))
+PRESETS = {p.name: p for p in (QUICK, EVIDENCE, DEFAULT)}
 
 
 def _prepare_folder(output: Path, fresh: bool) -> None:
@@ -103,25 +132,32 @@ def study_file_text(preset: DemoPreset, names: dict[str, str], sources: Sequence
         dataset, task, domain = SOURCES[key]
         label = f"{'MRI' if domain == 'mri' else 'natural'} {task.removeprefix(SSL_PREFIX).replace('_', ' ')}"
         study["sources"].append({"dataset": names[dataset], "task": task, "domain": domain, "label": label})
-    study["targets"] = [{"dataset": names[key], "label": TARGETS[key][0], "metric": "dice", "lesions": TARGETS[key][1]}
+    study["targets"] = [{"dataset": names[key], "label": TARGETS[key][0], "metric": "dice", "lesions": TARGETS[key][1],
+                         **({"train_sizes": list(preset.train_sizes)} if preset.train_sizes else {})}
                         for key in targets]
     return f"# The demo as a study: nnunet_transfer study run {STUDY_FILE}\n" + tomli_w.dumps(study)
 
 
 def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, seed: int = 0,
-             device: str | None = None, fresh: bool = False, sources: Sequence[str] = ("all",),
-             preset: DemoPreset | None = None, progress: bool = True,
-             targets: Sequence[str] = tuple(TARGETS)) -> pd.DataFrame:
+             device: str | None = None, fresh: bool = False, sources: Sequence[str] | None = None,
+             preset: DemoPreset | str | None = None, progress: bool = True,
+             targets: Sequence[str] | None = None) -> pd.DataFrame:
     """Write the demo data and study file, run the study, print and return the comparison table.
 
-    ``sources``: keys of ``SOURCES`` or ``all`` (default: the six task x domain combinations).
-    ``preset`` overrides the quick / default preset (tests use a tiny one); ``targets``: keys of
-    ``TARGETS`` (default all three). Raises
-    NnunetTransferError for unknown sources, a non-demo output folder, or failed steps (listed
-    with their logs; a second run retries them).
+    ``preset``: a :class:`DemoPreset` or a name of :data:`PRESETS` (default: ``quick`` with
+    ``quick``, else ``default``). ``sources``: keys of ``SOURCES`` or ``all``; ``targets``: keys
+    of ``TARGETS`` (default: the preset's). Raises NnunetTransferError for unknown sources,
+    targets or presets, a non-demo output folder, or failed steps (listed with their logs; a
+    second run retries them).
     """
+    if isinstance(preset, str):
+        if preset not in PRESETS:
+            raise NnunetTransferError(f"Unknown demo preset {preset!r}; choose from {', '.join(PRESETS)}.")
+        preset = PRESETS[preset]
     preset = preset or (QUICK if quick else DEFAULT)
+    sources = list(preset.sources) if sources is None else list(sources)
     sources = list(SOURCES) if "all" in sources else list(dict.fromkeys(sources))
+    targets = list(preset.targets) if targets is None else list(targets)
     unknown = [s for s in sources if s not in SOURCES] + [t for t in targets if t not in TARGETS]
     if unknown or not sources or not targets:
         raise NnunetTransferError(f"Unknown demo source(s) / target(s) {unknown}; sources: {', '.join(SOURCES)} or "
@@ -141,7 +177,7 @@ def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, s
         raise NnunetTransferError(f"{len(failed)} demo step(s) failed: {', '.join(failed)}; see "
                                   f"'nnunet_transfer study status {study_path}' for their logs, then run the demo "
                                   f"again to retry them")
-    files = write_report(study)
+    files = write_report(study, preface=preset.preface)
     print(f"\nThe demo study ({preset.name} preset, {preset.configuration}, {len(sources)} source(s)); test cases of "
           f"each target:\n")
     print(files["table_md"].read_text())
