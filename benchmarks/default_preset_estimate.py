@@ -4,20 +4,22 @@ No GPU here, so the estimate combines what can be measured on this CPU with nnU-
 GPU epoch times:
 
 1. nnU-Net plans the default preset's data (the anatomy dataset at 2 mm, shared plans as the demo
-   makes them): patch size and batch size of the 3d_fullres network;
-2. on this CPU, the median training step (forward, backward, SGD, deep supervision, same plans) of
-   that network and of the network nnU-Net plans for MSD Task002_Heart's 3d_fullres (patch 80 x 192 x
-   160, batch 2, six stages of 32-320 features; built here with dynamic_network_architectures);
-3. nnU-Net's published A100 epoch time for Task002_Heart 3d_fullres (51.2 s for 250 steps,
-   documentation/expected_epoch_times.md of nnU-Net v1, the last table nnU-Net published in its
-   repository) scaled by the CPU ratio of the two steps gives the demo network's GPU step;
-4. the preset's steps (trainings x epochs x iterations, validation steps included) times that step,
+   makes them): patch size and batch size of the 3d_fullres network; its training step (forward,
+   backward, SGD, deep supervision) is timed on this CPU;
+2. nnU-Net's published A100 epoch time for MSD Task002_Heart 3d_fullres (51.2 s for 250 steps of
+   2 x 80 x 192 x 160 voxels; documentation/expected_epoch_times.md of nnU-Net v1, the last table
+   nnU-Net published in its repository) is scaled to the preset's patch by voxels per batch (both
+   networks have the same 32-320 features; a smaller network uses a GPU less well, so this errs
+   on the short side). With ``--heart`` the scale is instead the ratio of the two networks' CPU
+   steps, measured here (the Heart step takes minutes on 2 cores);
+3. the preset's steps (trainings x epochs x (training + validation iterations)) times that step,
    plus a start-up per training and the predictions, gives the total.
 
-Run: python benchmarks/default_preset_estimate.py
+Run: python benchmarks/default_preset_estimate.py [--heart]
 """
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import time
@@ -86,8 +88,10 @@ def main() -> dict:
     patch, batch = tuple(cfg["patch_size"]), cfg["batch_size"]
     demo_cpu = step_time(demo_net, batch, patch, 4)
     print(f"demo network: patch {patch}, batch {batch}, {demo_cpu:.1f} s per step on this CPU", flush=True)
-    heart_cpu = step_time(heart_network(2), HEART_BATCH, HEART_PATCH, 2, repeats=1)  # minutes per step on 2 cores
-    gpu_step = A100_HEART_EPOCH_S / 250 * demo_cpu / heart_cpu
+    voxels = batch * math.prod(patch) / (HEART_BATCH * math.prod(HEART_PATCH))
+    heart_cpu = step_time(heart_network(2), HEART_BATCH, HEART_PATCH, 2, repeats=1) if "--heart" in sys.argv else None
+    scale = demo_cpu / heart_cpu if heart_cpu else voxels
+    gpu_step = A100_HEART_EPOCH_S / 250 * scale
 
     schedule = DEFAULT.schedule
     n_sources, n_targets, n_sizes = len(SOURCES), len(TARGETS), len(DEFAULT.train_sizes)
@@ -96,7 +100,9 @@ def main() -> dict:
     predictions = n_targets * n_sizes * (n_sources + 1) * DEFAULT.size.n_test
     total_s = trainings * (steps * gpu_step + STARTUP_S) + predictions * PREDICTION_S_PER_CASE
     results = {"patch_size": list(patch), "batch_size": batch, "cpu_step_s": round(demo_cpu, 2),
-               "heart_cpu_step_s": round(heart_cpu, 2), "a100_heart_step_s": round(A100_HEART_EPOCH_S / 250, 3),
+               "heart_cpu_step_s": heart_cpu and round(heart_cpu, 2), "voxel_ratio_to_heart": round(voxels, 3),
+               "scaled_by": "cpu step ratio" if heart_cpu else "voxels per batch",
+               "a100_heart_step_s": round(A100_HEART_EPOCH_S / 250, 3),
                "estimated_gpu_step_s": round(gpu_step, 3), "trainings": trainings, "steps_per_training": steps,
                "predictions": predictions, "estimated_hours": round(total_s / 3600, 2),
                "estimated_cpu_hours": round(trainings * (steps * demo_cpu + 10) / 3600, 1)}

@@ -37,7 +37,14 @@ def study(tmp_path_factory):
         "-device", "cpu")
     ckpt = (Path(env["nnUNet_results"]) / "Dataset901_DemoMRISegSource" /
             f"nnUNetTrainerPretrainSegmentation__{PLANS}__2d" / "fold_all" / "checkpoint_final.pth")
+    # attach and fine-tune here, not in a test: tests that use the fine-tuned run may run in any order
+    cli(env, "attach", str(ckpt), "-d", TARGET, "-p", PLANS)
+    run(env, "nnUNetv2_train", TARGET, "2d", "all", "-tr", "nnUNetTrainerFinetune", "-p", FT_PLANS, "-device", "cpu")
     return env, ckpt
+
+
+def _finetune_fold(env) -> Path:
+    return Path(env["nnUNet_results"]) / "Dataset911_DemoStroke" / f"nnUNetTrainerFinetune__{FT_PLANS}__2d" / "fold_all"
 
 
 def test_shared_plans_share_architecture_but_keep_normalisation(study):
@@ -67,14 +74,10 @@ def test_pretraining_checkpoint_is_self_describing_and_safe(study):
 
 def test_finetune_on_target_with_other_labels_then_predict(study, tmp_path):
     env, ckpt = study
-    cli(env, "attach", str(ckpt), "-d", TARGET, "-p", PLANS)
     plans = json.loads((Path(env["nnUNet_preprocessed"]) / "Dataset911_DemoStroke" / f"{FT_PLANS}.json").read_text())
     assert plans["transfer"]["checkpoint"] == str(ckpt) and plans["transfer"]["load"] == "encoder+decoder"
     assert plans["plans_name"] == FT_PLANS
-
-    run(env, "nnUNetv2_train", TARGET, "2d", "all", "-tr", "nnUNetTrainerFinetune", "-p", FT_PLANS, "-device", "cpu")
-    fold = (Path(env["nnUNet_results"]) / "Dataset911_DemoStroke" / f"nnUNetTrainerFinetune__{FT_PLANS}__2d"
-            / "fold_all")
+    fold = _finetune_fold(env)
     report = json.loads((fold / "transfer_report.json").read_text())
 
     # the report accounts for every parameter of the target network nnU-Net builds from these plans
@@ -131,10 +134,7 @@ def test_refusals_are_one_message_and_write_nothing(study):
 
 def test_resuming_a_finetuning_run_does_not_transfer_again(study):
     env, _ = study
-    fold = (Path(env["nnUNet_results"]) / "Dataset911_DemoStroke" / f"nnUNetTrainerFinetune__{FT_PLANS}__2d"
-            / "fold_all")
-    if not (fold / "checkpoint_final.pth").is_file():
-        pytest.skip("needs the fine-tuning run of test_finetune_on_target_with_other_labels_then_predict")
+    fold = _finetune_fold(env)
     logs_before = set(fold.glob("training_log_*.txt"))
     run(env, "nnUNetv2_train", TARGET, "2d", "all", "-tr", "nnUNetTrainerFinetune", "-p", FT_PLANS, "-device", "cpu",
         "--c")
