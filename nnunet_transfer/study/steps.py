@@ -159,10 +159,10 @@ def training_subsets(study: Study, target: Target) -> dict[str, dict[str, list[s
                                   f"now (subset_seed, the folds' split or the data changed); runs trained on the old "
                                   f"subsets cannot be compared with new ones: use another output folder, or delete "
                                   f"{path} and those runs")
-    merged = {fold: {**record["folds"].get(fold, {}), **sizes} for fold, sizes in drawn.items()}
-    if merged != record["folds"]:
-        write_json_atomic({"dataset": dataset, "subset_seed": study.subset_seed, "unit": "patients",
-                           "folds": {**record["folds"], **merged}}, path)
+    folds = {**record["folds"], **{fold: {**record["folds"].get(fold, {}), **sizes} for fold, sizes in drawn.items()}}
+    if folds != record["folds"]:
+        write_json_atomic({"dataset": dataset, "subset_seed": study.subset_seed, "unit": "patients", "folds": folds},
+                          path)
     return drawn
 
 

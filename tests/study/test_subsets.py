@@ -66,3 +66,19 @@ def test_an_existing_split_is_kept(nnunet_folders):
     mine = [{"train": CASES[:6], "val": CASES[6:]}]
     (nnunet_folders["nnUNet_preprocessed"] / name / "splits_final.json").write_text(json.dumps(mine))
     assert fold_training_cases(name, 0) == CASES[:6]
+
+
+def test_the_study_records_its_subsets_and_refuses_other_draws_later(nnunet_folders, tmp_path):
+    from nnunet_transfer.study.spec import load_study
+    from nnunet_transfer.study.steps import subsets_file, training_subsets
+    _raw_dataset(nnunet_folders)
+    text = 'folds = [0]\n[[sources]]\ndataset = 1\n[[targets]]\ndataset = 5\nlabel = "t"\ntrain_sizes = [2, 4]\n'
+    (tmp_path / "s.toml").write_text(text)
+    study = load_study(tmp_path / "s.toml")
+    drawn = training_subsets(study, study.targets[0])
+    record = json.loads(subsets_file(study, study.targets[0]).read_text())
+    assert record["folds"] == drawn and record["subset_seed"] == 0 and set(drawn["0"]["2"]) < set(drawn["0"]["4"])
+    assert training_subsets(study, study.targets[0]) == drawn  # the same draw again: accepted
+    (tmp_path / "s.toml").write_text("subset_seed = 7\n" + text)
+    with pytest.raises(NnunetTransferError, match="records other training cases for fold 0 size 2"):
+        training_subsets(load_study(tmp_path / "s.toml"), study.targets[0])
