@@ -87,6 +87,11 @@ def parse_schedule(data: Any, where: str = "plans") -> TrainingSchedule:
     return _parse(TrainingSchedule, data or {}, SCHEDULE_KEY, where)
 
 
+def update_schedule(plans: dict, keys: Mapping) -> dict:
+    """``plans`` with ``keys`` set in its ``training_schedule`` block (the other keys kept), checked."""
+    return {**plans, SCHEDULE_KEY: parse_schedule({**(plans.get(SCHEDULE_KEY) or {}), **keys}).block()}
+
+
 # ---------------------------------------------------------------------------- fine-tuning strategy
 
 class StrategyOptions(StrictModel):

@@ -15,7 +15,7 @@ from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.layout import plans_path, resolve_dataset
 from nnunet_transfer.planning.like_checkpoint import check_channels, describe_checkpoint
 from nnunet_transfer.planning.plans_file import load_plans, write_plans
-from nnunet_transfer.plans_blocks import SCHEDULE_KEY, TRANSFER_KEY, Strategy, make_transfer_block, parse_schedule
+from nnunet_transfer.plans_blocks import TRANSFER_KEY, Strategy, make_transfer_block, update_schedule
 from nnunet_transfer.transfer.rules import TransferRules
 
 PLANS_NAME = re.compile(r"[A-Za-z0-9_\-.]+")
@@ -73,6 +73,4 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
                                 source_dataset=ckpt.source_dataset, source_configuration=ckpt.configuration,
                                 configurations=usable, attached_to=plans_name)
     out = {**plans, "plans_name": out_name, TRANSFER_KEY: block.block()}
-    if schedule:
-        out[SCHEDULE_KEY] = parse_schedule({**(plans.get(SCHEDULE_KEY) or {}), **schedule}).block()
-    return write_plans(out, name)
+    return write_plans(update_schedule(out, schedule) if schedule else out, name)

@@ -28,7 +28,7 @@ from nnunet_transfer.names import SCRATCH, SCRATCH_TRAINER, STRATEGIES
 from nnunet_transfer.planning.attach import attach, default_output_plans
 from nnunet_transfer.planning.plans_file import load_plans, write_plans
 from nnunet_transfer.planning.shared import plan_shared
-from nnunet_transfer.plans_blocks import SCHEDULE_KEY, parse_schedule
+from nnunet_transfer.plans_blocks import update_schedule
 from nnunet_transfer.study.evaluation import evaluate_run
 from nnunet_transfer.study.spec import Source, Study, Target
 from nnunet_transfer.study.state import step_file_stem
@@ -176,8 +176,7 @@ def run_schedule(study: Study, run: Run) -> dict | None:
 
 def _write_scratch_plans(study: Study, run: Run, schedule: dict) -> None:
     dataset = dataset_name(run.target.dataset)
-    plans = load_plans(dataset, study.plans)
-    plans[SCHEDULE_KEY] = parse_schedule({**(plans.get(SCHEDULE_KEY) or {}), **schedule}).block()
+    plans = update_schedule(load_plans(dataset, study.plans), schedule)
     write_plans({**plans, "plans_name": finetune_plans(study, run)}, dataset)
 
 
