@@ -39,8 +39,9 @@ setup(
         "tomli-w>=1",  # the demo writes its study file
         "setuptools; python_version >= '3.12'",  # nnU-Net 2.8's preprocessing imports distutils
     ],
-    # xlwt writes the IXI.xls fixture; pytest-xdist runs the suite on every core (pytest.ini)
-    extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "xlwt>=1.3"]},
+    # xlwt writes the IXI.xls fixture; pytest-xdist runs the suite on every core (pytest.ini); MONAI is
+    # the second, independent implementation the boundary metrics are checked against
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "xlwt>=1.3", "monai>=1.4"]},
     entry_points={"console_scripts": ["nnunet_transfer=nnunet_transfer.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "Topic :: Scientific/Engineering :: Medical Science Apps."],
 )

@@ -63,6 +63,11 @@ KERNEL_RULES = ("crop", "average")
 # which NIfTI header transform places a file whose qform and sform disagree (convert --header-transform)
 HEADER_TRANSFORMS = ("sform", "qform")
 
+# evaluation: the challenge profiles (``evaluation/profiles.py`` defines them, a test keeps both in step) and
+# the normalised surface Dice tolerance used unless one is given
+EVALUATION_PROFILES = ("atlas2", "isbi2015", "msseg2016")
+NSD_TOLERANCE_MM = 2.0
+
 DOMAINS = ("mri", "natural")
 DEVICES = ("cuda", "cpu", "mps")  # nnUNetv2_train -device
 

@@ -22,7 +22,7 @@ ALLOWED = {
     "trainers": {"errors", "io", "layout", "names", "plans_blocks", "pretext", "transfer"},
     "planning": {"errors", "io", "layout", "plans_blocks", "transfer"},
     "conversion": {"errors", "io", "layout", "names", "nifti", "processes"},
-    "evaluation": {"errors", "io", "nifti", "processes"},
+    "evaluation": {"errors", "io", "names", "nifti", "processes"},
     "nnunet_commands": {"environment", "errors", "processes"},
     "pipeline": {"errors", "layout", "names", "nnunet_commands", "planning", "plans_blocks"},
     "study": {"errors", "evaluation", "io", "layout", "names", "nnunet_commands", "planning", "plans_blocks",

@@ -20,9 +20,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.evaluation.lesions import CONNECTIVITIES, LesionMatch, match_lesions, min_size_in_voxels
-from nnunet_transfer.evaluation.metrics import VoxelCounts, voxel_counts, voxel_metrics, voxel_volume_ml
+from nnunet_transfer.evaluation.boundary import boundary_metrics
+from nnunet_transfer.evaluation.instances import instance_metrics
+from nnunet_transfer.evaluation.lesions import CONNECTIVITIES, detected_by_coverage, lesion_overlap, min_size_in_voxels
+from nnunet_transfer.evaluation.metrics import voxel_counts, voxel_metrics, voxel_volume_ml
+from nnunet_transfer.evaluation.profiles import PROFILES, isbi2015_summary
 from nnunet_transfer.io import plain_data, read_json, require_writable_folder, write_csv_atomic, write_json_atomic
+from nnunet_transfer.names import NSD_TOLERANCE_MM
 from nnunet_transfer.processes import die_with_parent
 from nnunet_transfer.nifti import (FileProblem, check_complete, count_non_finite, header_transforms,
                                    transform_disagreement)
@@ -43,12 +47,15 @@ class EvaluationSettings:
     """What to evaluate and how lesions are matched.
 
     ``labels``: foreground label values to evaluate (None: every non-zero value found in the
-    reference or prediction of any case); ``lesion_labels``: labels that also get lesion metrics
-    (None: all evaluated labels; () : none); ``connectivity`` 6 / 18 / 26; ``overlap``: fraction
-    of a reference lesion that must be covered to detect it (0: any voxel);
+    reference or prediction of any case); ``lesion_labels``: labels that also get lesion and
+    instance metrics (None: all evaluated labels; () : none); ``connectivity`` 6 / 18 / 26;
+    ``overlap``: fraction of a reference lesion that must be covered to detect it (0: any voxel);
     ``min_lesion_volume_ml``: smaller components are dropped from both sides before lesion
-    matching (0: none); ``geometry_tolerance``: largest difference of spacing / origin (mm) and
-    direction cosines between prediction and reference.
+    matching (0: none) -- these three define the ``lesion_*`` and instance columns;
+    ``profiles``: challenge profiles (``profiles.PROFILES``) whose columns are added for the
+    lesion labels; ``boundary``: NSD / HD95 / ASSD for every label, NSD at ``nsd_tolerance_mm``;
+    ``instances``: PQ / SQ / RQ / lesion-wise Dice; ``geometry_tolerance``: largest difference
+    of spacing / origin (mm) and direction cosines between prediction and reference.
     """
 
     labels: tuple[int, ...] | None = None
@@ -56,6 +63,10 @@ class EvaluationSettings:
     connectivity: int = 26
     overlap: float = 0.0
     min_lesion_volume_ml: float = 0.0
+    profiles: tuple[str, ...] = ()
+    boundary: bool = True
+    instances: bool = True
+    nsd_tolerance_mm: float = NSD_TOLERANCE_MM
     geometry_tolerance: float = 1e-3
     label_names: dict[int, str] = field(default_factory=dict)
 
@@ -66,6 +77,12 @@ class EvaluationSettings:
             raise NnunetTransferError(f"--overlap must be a fraction in [0, 1], got {self.overlap}")
         if self.min_lesion_volume_ml < 0:
             raise NnunetTransferError(f"--min-lesion-volume must be >= 0 ml, got {self.min_lesion_volume_ml}")
+        unknown = [p for p in self.profiles if p not in PROFILES]
+        if unknown:
+            raise NnunetTransferError(f"unknown evaluation profile {', '.join(unknown)}; the profiles are "
+                                      f"{', '.join(PROFILES)}")
+        if not self.nsd_tolerance_mm >= 0:
+            raise NnunetTransferError(f"--nsd-tolerance must be >= 0 mm, got {self.nsd_tolerance_mm}")
 
 
 @dataclass
@@ -188,8 +205,8 @@ def _values_present(array: np.ndarray) -> set[int]:
 
 
 def evaluate_case(case: str, reference_file: Path, prediction_file: Path, settings: EvaluationSettings) -> dict:
-    """Metrics of one case: {"case", "reference_file", "prediction_file", "n_voxels", "voxel_ml",
-    "metrics": {label: {metric: value}}} for the settings' labels (or every non-zero value found).
+    """Metrics of one case: {"case", "reference_file", "prediction_file", "n_voxels", "spacing"
+    (x, y, z), "metrics": {label: {metric: value}}} for the settings' labels (or every non-zero value found).
 
     Raises NnunetTransferError for a geometry mismatch or label values not in ``settings.labels``.
     """
@@ -203,25 +220,42 @@ def evaluate_case(case: str, reference_file: Path, prediction_file: Path, settin
             raise NnunetTransferError(f"case {case}: label values {unknown} are not among the labels evaluated "
                                       f"{list(settings.labels)} (from the dataset.json)")
     labels = sorted(found) if settings.labels is None else list(settings.labels)
-    voxel_ml = voxel_volume_ml(ref_geometry["spacing"])
-    min_voxels = min_size_in_voxels(settings.min_lesion_volume_ml, voxel_ml)
-    metrics = {}
-    for label in labels:
-        ref_mask, pred_mask = reference == label, prediction == label
-        metrics[label] = voxel_metrics(voxel_counts(ref_mask, pred_mask), voxel_ml)
-        if settings.lesion_labels is None or label in settings.lesion_labels:
-            metrics[label].update(match_lesions(ref_mask, pred_mask, settings.connectivity, settings.overlap,
-                                                min_voxels).as_dict())
+    metrics = {label: label_metrics(reference == label, prediction == label, ref_geometry["spacing"], settings,
+                                    settings.lesion_labels is None or label in settings.lesion_labels)
+               for label in labels}
     return {"case": case, "reference_file": str(reference_file), "prediction_file": str(prediction_file),
-            "n_voxels": int(reference.size), "voxel_ml": voxel_ml, "metrics": metrics}
+            "n_voxels": int(reference.size), "spacing": tuple(ref_geometry["spacing"]), "metrics": metrics}
 
 
-def _empty_label(n_voxels: int, voxel_ml: float, with_lesions: bool) -> dict:
-    """Metrics of a label absent from both reference and prediction of a case (empty vs empty)."""
-    metrics = voxel_metrics(VoxelCounts(TP=0, FP=0, FN=0, TN=n_voxels), voxel_ml)
-    if with_lesions:
-        metrics.update(LesionMatch(0, 0, 0, 0, 0, 0).as_dict())
+def label_metrics(reference: np.ndarray, prediction: np.ndarray, spacing_xyz: tuple[float, ...],
+                  settings: EvaluationSettings, lesions: bool) -> dict[str, float | int]:
+    """Every metric of one label of one case, keyed as in the per-case CSV (without ``_<label>``).
+
+    In: boolean masks in numpy order (z, y, x), the spacing in SimpleITK order (x, y, z), the
+    settings, and whether the label gets lesion, instance and profile metrics.
+    """
+    spacing = tuple(float(s) for s in reversed(spacing_xyz))  # numpy axis order
+    voxel_ml = voxel_volume_ml(spacing)
+    metrics = voxel_metrics(voxel_counts(reference, prediction), voxel_ml)
+    if settings.boundary:
+        metrics.update(boundary_metrics(reference, prediction, spacing, settings.nsd_tolerance_mm))
+    if not lesions:
+        return metrics
+    overlap = lesion_overlap(reference, prediction, settings.connectivity,
+                             min_size_in_voxels(settings.min_lesion_volume_ml, voxel_ml))
+    metrics.update(overlap.count(detected_by_coverage(overlap, settings.overlap)).as_dict())
+    if settings.instances:
+        metrics.update(instance_metrics(overlap))
+    for name in settings.profiles:
+        profile = PROFILES[name]
+        metrics.update({profile.column(k): v for k, v in profile.compute(reference, prediction, spacing).items()})
     return metrics
+
+
+def _empty_label(n_voxels: int, spacing_xyz: tuple[float, ...], settings: EvaluationSettings, lesions: bool) -> dict:
+    """Metrics of a label absent from both reference and prediction of a case (empty vs empty)."""
+    empty = np.zeros((1, 1, n_voxels), dtype=bool)
+    return label_metrics(empty, empty, (1.0, 1.0, float(np.prod(spacing_xyz))), settings, lesions)
 
 
 def _stats(values: list[float]) -> dict[str, float | int]:
@@ -253,8 +287,8 @@ def summarise(results: list[dict], settings: EvaluationSettings) -> tuple[pd.Dat
     lesion_labels = [lab for lab in labels if settings.lesion_labels is None or lab in settings.lesion_labels]
     rows, per_case = [], []
     for r in results:
-        metrics = {lab: r["metrics"].get(lab) or _empty_label(r["n_voxels"], r["voxel_ml"], lab in lesion_labels)
-                   for lab in labels}
+        metrics = {lab: r["metrics"].get(lab)
+                   or _empty_label(r["n_voxels"], r["spacing"], settings, lab in lesion_labels) for lab in labels}
         row = {"case": r["case"], "mDice": np.mean([metrics[lab]["Dice"] for lab in labels]) if labels else math.nan,
                "mIoU": np.mean([metrics[lab]["IoU"] for lab in labels]) if labels else math.nan}
         for label in labels:
@@ -275,6 +309,11 @@ def summarise(results: list[dict], settings: EvaluationSettings) -> tuple[pd.Dat
     summary["foreground_mean"] = _foreground_mean(summary["mean"])
     summary["mDice"] = _stats(table["mDice"].tolist())
     summary["mIoU"] = _stats(table["mIoU"].tolist())
+    if "isbi2015" in settings.profiles:  # folder-level values of the challenge: volume correlation, score
+        profile = PROFILES["isbi2015"]
+        summary["isbi2015"] = {str(lab): isbi2015_summary([{k: c["metrics"][str(lab)][profile.column(k)]
+                                                            for k in profile.metrics} for c in per_case])
+                               for lab in lesion_labels}
     return table, plain_data(summary, nan_as_none=True)
 
 

@@ -1,19 +1,20 @@
-"""Lesion-wise matching of one label: 3D connected components, overlap, detection metrics.
+"""Lesion-wise matching of one label: connected components, their overlaps, detection metrics.
 
-Follows the lesion-wise F1 and lesion-count difference of the ATLAS R2.0 challenge (Liew et al.,
-"A large, curated, open-source stroke neuroimaging dataset to improve lesion segmentation
-algorithms", Scientific Data 9, 320, 2022; reference code ``isles/scoring.py`` of
-github.com/npnl/atlas2_grand_challenge, ``compute_lesion_f1_score``):
+This project's lesion definition (the ``lesion_*`` columns; challenge definitions, which differ,
+are in ``profiles.py``):
 
-- a lesion is a 3D connected component (cc3d, 26-connectivity by default);
-- TP: reference lesions overlapped by the prediction; FN: reference lesions not overlapped;
-- FP: predicted components that overlap no (detected) reference lesion;
-- F1 = TP / (TP + (FP + FN) / 2); 1 when both masks have no lesion.
+- a lesion is a connected component of the label (cc3d; 26-connectivity by default, 6 or 18 on
+  request), optionally only components of a minimum size, applied to both sides;
+- a reference lesion is detected (TP) when predicted lesion voxels cover at least one of its
+  voxels, or at least a chosen fraction of it; otherwise it is missed (FN);
+- a predicted lesion is matched when it overlaps a detected reference lesion, otherwise it is a
+  false positive (FP);
+- F1 = TP / (TP + (FP + FN) / 2) (the form ATLAS R2.0 uses, on our components), detection rate
+  (TPR) and precision, with defined values for empty masks.
 
-Our additions (documented in documentation/explanation/lesion_matching.md): an overlap threshold
-(a reference lesion is detected when the predicted voxels cover at least that fraction of it;
-0 = any voxel, the ATLAS rule), a minimum lesion size applied to both sides, and the detection
-rate (TPR) and precision with defined values for empty masks. Pure functions, no I/O.
+``lesion_overlap`` labels both masks once and counts the voxels every (reference, predicted)
+lesion pair shares; the matching rules of the profiles and the instance metrics work on it.
+Definitions with worked examples: documentation/explanation/lesion_matching.md. Pure, no I/O.
 """
 from __future__ import annotations
 
@@ -60,15 +61,15 @@ class LesionMatch:
 
     @property
     def f1(self) -> float:
-        """ATLAS R2.0 lesion-wise F1 = TP / (TP + (FP + FN) / 2); 1 when both are empty, so 0 when
-        exactly one side is empty."""
+        """Lesion-wise F1 = TP / (TP + (FP + FN) / 2); 1 when both are empty, so 0 when exactly one
+        side is empty."""
         if self.n_ref == 0 and self.n_pred == 0:
             return 1.0
         return self.detected / (self.detected + (self.false_positives + self.missed) / 2)
 
     @property
     def count_difference(self) -> int:
-        """Absolute lesion-count difference |n_pred - n_ref| (ATLAS R2.0's simple lesion count)."""
+        """Absolute lesion-count difference |n_pred - n_ref|."""
         return abs(self.n_pred - self.n_ref)
 
     def as_dict(self) -> dict[str, float | int]:
@@ -121,41 +122,103 @@ def label_lesions(mask: np.ndarray, connectivity: int = 26, min_size_voxels: int
     return labels, int(n)
 
 
+@dataclass(frozen=True)
+class LesionOverlap:
+    """The lesions of one label in reference and prediction and how they intersect.
+
+    ``n_ref`` / ``n_pred``: components after the size filter; ``ref_sizes`` / ``pred_sizes``:
+    voxels per component, indexed by component id (index 0 unused, 0); ``pair_ref``,
+    ``pair_pred``, ``pair_voxels``: one entry per (reference, predicted) component pair that
+    shares voxels, with the number of shared voxels. Everything the matching rules and the
+    instance metrics need, computed once per label.
+    """
+
+    n_ref: int
+    n_pred: int
+    ref_sizes: np.ndarray
+    pred_sizes: np.ndarray
+    pair_ref: np.ndarray
+    pair_pred: np.ndarray
+    pair_voxels: np.ndarray
+
+    @property
+    def covered(self) -> np.ndarray:
+        """Per reference lesion (index 0 unused): its voxels covered by predicted lesion voxels."""
+        return np.bincount(self.pair_ref, weights=self.pair_voxels, minlength=self.n_ref + 1).astype(np.int64)
+
+    def count(self, detected: np.ndarray) -> LesionMatch:
+        """The LesionMatch of a detection decision: ``detected`` is a boolean per reference lesion
+        (index 0 unused); a predicted component is matched when it shares voxels with a detected
+        reference lesion."""
+        detected = np.asarray(detected, dtype=bool).copy()
+        detected[0] = False
+        pred_hit = np.zeros(self.n_pred + 1, dtype=bool)
+        pred_hit[self.pair_pred[detected[self.pair_ref]]] = True
+        n_detected, n_matched = int(detected.sum()), int(pred_hit.sum())
+        return LesionMatch(self.n_ref, self.n_pred, detected=n_detected, missed=self.n_ref - n_detected,
+                           pred_matched=n_matched, false_positives=self.n_pred - n_matched)
+
+
+def _empty_overlap(n_ref: int = 0, n_pred: int = 0, ref_sizes: np.ndarray | None = None,
+                   pred_sizes: np.ndarray | None = None) -> LesionOverlap:
+    none = np.zeros(0, dtype=np.int64)
+    return LesionOverlap(n_ref, n_pred, np.zeros(1, np.int64) if ref_sizes is None else ref_sizes,
+                         np.zeros(1, np.int64) if pred_sizes is None else pred_sizes, none, none, none)
+
+
+def lesion_overlap(reference: np.ndarray, prediction: np.ndarray, connectivity: int = 26,
+                   min_size_voxels: int = 0) -> LesionOverlap:
+    """Label both masks (``label_lesions``) and count the voxels every component pair shares.
+
+    In: reference and prediction boolean masks of one 2D / 3D shape; ``connectivity`` (6, 18,
+    26); ``min_size_voxels``: smaller components are removed from both sides first.
+    Raises ValueError for shapes that differ or a bad connectivity.
+    """
+    if np.shape(reference) != np.shape(prediction):
+        raise ValueError(f"shapes differ: reference {np.shape(reference)}, prediction {np.shape(prediction)}")
+    reference, prediction = _as_3d(reference), _as_3d(prediction)
+    box = _bounding_box(reference | prediction)
+    if box is None:
+        if connectivity not in CONNECTIVITIES:
+            raise ValueError(f"connectivity must be one of {CONNECTIVITIES}, got {connectivity}")
+        return _empty_overlap()
+    ref_labels, n_ref = label_lesions(reference[box], connectivity, min_size_voxels)
+    pred_labels, n_pred = label_lesions(prediction[box], connectivity, min_size_voxels)
+    ref_sizes = np.bincount(ref_labels.ravel(), minlength=n_ref + 1).astype(np.int64)
+    pred_sizes = np.bincount(pred_labels.ravel(), minlength=n_pred + 1).astype(np.int64)
+    ref_sizes[0] = pred_sizes[0] = 0
+    if n_ref == 0 or n_pred == 0:
+        return _empty_overlap(n_ref, n_pred, ref_sizes, pred_sizes)
+    both = (ref_labels > 0) & (pred_labels > 0)
+    codes = ref_labels[both].astype(np.int64) * (n_pred + 1) + pred_labels[both]
+    pairs, voxels = np.unique(codes, return_counts=True)
+    return LesionOverlap(n_ref, n_pred, ref_sizes, pred_sizes, pair_ref=pairs // (n_pred + 1),
+                         pair_pred=pairs % (n_pred + 1), pair_voxels=voxels.astype(np.int64))
+
+
+def detected_by_coverage(overlap: LesionOverlap, fraction: float = 0.0) -> np.ndarray:
+    """Per reference lesion (index 0 unused): covered by predicted lesion voxels in at least one
+    voxel and at least ``fraction`` of its voxels."""
+    covered = overlap.covered
+    sizes = np.maximum(overlap.ref_sizes, 1)
+    return (covered > 0) & (covered / sizes >= fraction)
+
+
 def match_lesions(reference: np.ndarray, prediction: np.ndarray, connectivity: int = 26, overlap: float = 0.0,
                   min_size_voxels: int = 0) -> LesionMatch:
     """Match the lesions of two boolean masks of one label.
 
     In: reference and prediction masks (same 2D / 3D shape); ``connectivity`` (6, 18, 26);
     ``overlap``: a reference lesion is detected when predicted lesion voxels cover at least this
-    fraction of it, and always need at least one voxel (0 = any voxel, the ATLAS rule);
+    fraction of it, and always need at least one voxel (0 = any voxel);
     ``min_size_voxels``: components smaller than this are removed from both masks before
     matching (removed predicted voxels cannot detect anything). Out: a LesionMatch.
     Raises ValueError for shapes that differ, an overlap outside [0, 1] or a bad connectivity.
     """
     if not 0.0 <= overlap <= 1.0:
         raise ValueError(f"overlap must be a fraction in [0, 1], got {overlap}")
-    if np.shape(reference) != np.shape(prediction):
-        raise ValueError(f"shapes differ: reference {np.shape(reference)}, prediction {np.shape(prediction)}")
-    reference, prediction = _as_3d(reference), _as_3d(prediction)
-    box = _bounding_box(reference | prediction)
-    if box is None:
-        return LesionMatch(0, 0, detected=0, missed=0, pred_matched=0, false_positives=0)
-    ref_labels, n_ref = label_lesions(reference[box], connectivity, min_size_voxels)
-    pred_labels, n_pred = label_lesions(prediction[box], connectivity, min_size_voxels)
-    if n_ref == 0 or n_pred == 0:
-        return LesionMatch(n_ref, n_pred, detected=0, missed=n_ref, pred_matched=0, false_positives=n_pred)
-    both = (ref_labels > 0) & (pred_labels > 0)
-    ref_ids, pred_ids = ref_labels[both], pred_labels[both]
-    covered = np.bincount(ref_ids, minlength=n_ref + 1)
-    sizes = np.bincount(ref_labels[ref_labels > 0], minlength=n_ref + 1)
-    sizes[0] = 1
-    is_detected = (covered > 0) & (covered / sizes >= overlap)
-    is_detected[0] = False
-    pred_hit = np.zeros(n_pred + 1, dtype=bool)
-    pred_hit[pred_ids[is_detected[ref_ids]]] = True
-    detected, matched = int(is_detected.sum()), int(pred_hit.sum())
-    return LesionMatch(n_ref, n_pred, detected=detected, missed=n_ref - detected, pred_matched=matched,
-                       false_positives=n_pred - matched)
+    lesions = lesion_overlap(reference, prediction, connectivity, min_size_voxels)
+    return lesions.count(detected_by_coverage(lesions, overlap))
 
 
 def min_size_in_voxels(min_volume_ml: float, voxel_ml: float) -> int:

@@ -79,7 +79,7 @@ def volume_ml(n_voxels: int, voxel_ml: float) -> float:
 
 
 def abs_volume_difference_ml(counts: VoxelCounts, voxel_ml: float) -> float:
-    """Absolute volume difference |V_pred - V_ref| in ml (ATLAS R2.0's volume difference, in ml)."""
+    """Absolute volume difference |V_pred - V_ref| in ml."""
     return abs(counts.n_pred - counts.n_ref) * voxel_ml
 
 

@@ -2,9 +2,9 @@
 
 Table (like the reference study's): one row per initialisation (source task x domain, with the
 strategy when a study has several, and ``scratch``), one block per training size when targets
-have ``train_sizes``. Per target and metric (the target's metric and, for lesion targets, the
-lesion detection rate): mean +- sd over folds (each fold: mean over the target's test cases);
-against scratch, the mean paired difference over test cases with a bootstrap 95 % interval and
+have ``train_sizes``. Per target and metric (the target's ``metric``, then its ``metrics``; by
+default the lesion detection rate for lesion targets): mean +- sd over folds (each fold: mean
+over the target's test cases); against scratch, the mean paired difference over test cases with a bootstrap 95 % interval and
 the Holm-corrected paired Wilcoxon p-value (:mod:`nnunet_transfer.study.statistics`; no p-value
 with fewer than 6 cases). Runs are compared only when their network architecture, patch size
 and training schedule (subset included) are identical.
@@ -21,11 +21,10 @@ import pandas as pd
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.io import atomic_path, read_json, write_csv_atomic, write_text_atomic
 from nnunet_transfer.names import SCRATCH
-from nnunet_transfer.study.evaluation import STUDY_COLUMNS
-from nnunet_transfer.study.spec import Study, Target
+from nnunet_transfer.study.spec import STUDY_METRICS, StudyMetric, Study, Target
 from nnunet_transfer.study.statistics import (BOOTSTRAP_RESAMPLES, CONFIDENCE, MIN_CASES_FOR_P, bootstrap_interval,
                                               holm, paired_comparison)
-from nnunet_transfer.study.steps import Run, evaluation_file, run_folder, runs
+from nnunet_transfer.study.steps import Run, evaluation_file, refresh_evaluation, run_folder, runs
 from nnunet_transfer.transfer.checkpoint import load_checkpoint
 
 matplotlib.use("Agg")  # figures are files; no display is needed or wanted
@@ -51,12 +50,19 @@ def _size_order(size: str) -> float:
 
 def collect(study: Study) -> pd.DataFrame:
     """Per-case metrics of every evaluated run, with ``target``, ``train_size`` (``all`` without
-    ``train_sizes``), ``initialisation``, ``strategy``, ``fold``."""
+    ``train_sizes``), ``initialisation``, ``strategy``, ``fold``. A run evaluated with other
+    settings than its target's now (metrics, profile, ...) is evaluated again from its predictions."""
     frames = []
     for run in runs(study):
         path = evaluation_file(study, run)
         if path.is_file():
-            frames.append(pd.read_csv(path, dtype={"case": str}).assign(
+            refresh_evaluation(study, run)
+            frame = pd.read_csv(path, dtype={"case": str})
+            missing = [m.column for m in run.target.table_metrics if m.column not in frame.columns]
+            if missing:
+                raise NnunetTransferError(f"{path} has no column {', '.join(missing)} for target {run.target.label}; "
+                                          f"delete it and run the study again")
+            frames.append(frame.assign(
                 target=run.target.label, **{SIZE_COLUMN: _size(run)}, initialisation=_row_label(study, run),
                 strategy=run.strategy, fold=str(run.fold)))
     if not frames:
@@ -87,11 +93,13 @@ def check_comparable(study: Study) -> None:
 
 
 def _metrics(target: Target) -> list[tuple[str, str]]:
-    """(name in the table, per-case column) of a target."""
-    out = [(target.metric, STUDY_COLUMNS[target.metric])]
-    if target.lesions:
-        out.append(("lesion_tpr", STUDY_COLUMNS["lesion_tpr"]))
-    return out
+    """(name in the table, per-case column) of a target, its primary metric first."""
+    return [(m.name, m.column) for m in target.table_metrics]
+
+
+def _metric_of_key(key: str) -> StudyMetric:
+    """The study metric of a table key ``<target> <metric>``."""
+    return STUDY_METRICS[key.rpartition(" ")[2]]
 
 
 def _initialisations(per_case: pd.DataFrame) -> list[str]:
@@ -179,7 +187,8 @@ def markdown(study: Study, table: pd.DataFrame, preface: str | None = None) -> s
         keys = [k for k in _keys(block) if not block[f"{k} mean"].isna().all()]
         if len(sizes) > 1 or size != ALL:
             out.append(f"### {'every training case' if size == ALL else f'{size} training patients'}\n")
-        header = [h for k in keys for h in (k, f"Δ {k} [95 % CI]", "p (Holm)")]
+        header = [h for k in keys for h in (k + (" (lower is better)" if _metric_of_key(k).lower_is_better else ""),
+                                             f"Δ {k} [95 % CI]", "p (Holm)")]
         out.append("| initialisation | " + " | ".join(header) + " |")
         out.append("|---|" + "---|" * len(header))
         for _, row in block.iterrows():
@@ -199,28 +208,38 @@ def markdown(study: Study, table: pd.DataFrame, preface: str | None = None) -> s
     return "\n".join(out) + "\n"
 
 
+def _panels(keys: list[str]) -> list[list[str]]:
+    """Keys grouped for the bar figure: every metric in [0, 1] together, each other metric
+    (distances in mm, counts, volumes) in a panel of its own."""
+    fractions = [k for k in keys if _metric_of_key(k).fraction]
+    return ([fractions] if fractions else []) + [[k] for k in keys if not _metric_of_key(k).fraction]
+
+
 def bar_figure(study: Study, table: pd.DataFrame, path: Path) -> None:
     """Grouped bars per training size (one group per target and metric, one bar per initialisation),
-    error bars = sd over folds."""
+    error bars = sd over folds; metrics in [0, 1] share a panel, others get one each."""
     sizes = list(dict.fromkeys(table[SIZE_COLUMN]))
-    keys = _keys(table)
+    panels = _panels(_keys(table))
     n_rows = max(len(table[table[SIZE_COLUMN] == size]) for size in sizes)
     width = 0.8 / n_rows
-    fig, axes = plt.subplots(1, len(sizes), figsize=(len(sizes) * (2 + 1.4 * len(keys) * max(1, n_rows / 3)), 3.4),
-                             squeeze=False)
-    for ax, size in zip(axes[0], sizes):
+    fig, axes = plt.subplots(len(sizes), len(panels), squeeze=False, figsize=(
+        sum(2 + 1.4 * len(keys) * max(1, n_rows / 3) for keys in panels), 3.4 * len(sizes)))
+    for row_axes, size in zip(axes, sizes):
         block = table[table[SIZE_COLUMN] == size]
-        for j, (_, row) in enumerate(block.iterrows()):
-            xs = [i - 0.4 + width * (j + 0.5) for i in range(len(keys))]
-            means = [row[f"{k} mean"] for k in keys]
-            sds = [0 if math.isnan(row[f"{k} sd"]) else row[f"{k} sd"] for k in keys]
-            ax.bar(xs, means, width, yerr=sds, capsize=2, label=row["initialisation"])
-        ax.set_xticks(range(len(keys)), keys, fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("test cases (mean over folds)")
-        if len(sizes) > 1 or size != ALL:
-            ax.set_title("every training case" if size == ALL else f"{size} training patients", fontsize=9)
-        ax.legend(fontsize=7, ncol=2)
+        for ax, keys in zip(row_axes, panels):
+            for j, (_, row) in enumerate(block.iterrows()):
+                xs = [i - 0.4 + width * (j + 0.5) for i in range(len(keys))]
+                means = [row[f"{k} mean"] for k in keys]
+                sds = [0 if math.isnan(row[f"{k} sd"]) else row[f"{k} sd"] for k in keys]
+                ax.bar(xs, means, width, yerr=sds, capsize=2, label=row["initialisation"])
+            ax.set_xticks(range(len(keys)), keys, fontsize=8)
+            metric = _metric_of_key(keys[0])
+            if metric.fraction:
+                ax.set_ylim(0, 1)
+            ax.set_ylabel("test cases (mean over folds)" + (", lower is better" if metric.lower_is_better else ""))
+            if len(sizes) > 1 or size != ALL:
+                ax.set_title("every training case" if size == ALL else f"{size} training patients", fontsize=9)
+            ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     _save_figure(fig, path)
 
@@ -234,7 +253,8 @@ def data_efficiency_figure(study: Study, per_case: pd.DataFrame, path: Path) -> 
         return False
     fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.4), squeeze=False)
     for ax, target in zip(axes[0], targets):
-        name, column = _metrics(target)[0]
+        primary = target.table_metrics[0]
+        name, column = primary.name, primary.column
         part = per_case[(per_case["target"] == target.label) & (per_case[SIZE_COLUMN] != ALL)]
         for init in _initialisations(part) if len(part) else []:
             xs, means, lows, highs = [], [], [], []
@@ -252,10 +272,12 @@ def data_efficiency_figure(study: Study, per_case: pd.DataFrame, path: Path) -> 
             ax.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.15, lw=0)
         ax.set_xscale("log", base=2)
         ax.set_xticks(list(target.train_sizes), [str(n) for n in target.train_sizes])
-        ax.set_ylim(0, 1)
+        if primary.fraction:
+            ax.set_ylim(0, 1)
         ax.set_title(target.label, fontsize=9)
         ax.set_xlabel("training patients")
-        ax.set_ylabel(f"test {name} (band: {CONFIDENCE:.0%} bootstrap CI)")
+        direction = ", lower is better" if primary.lower_is_better else ""
+        ax.set_ylabel(f"test {name} (band: {CONFIDENCE:.0%} bootstrap CI{direction})")
         ax.legend(fontsize=7)
     fig.tight_layout()
     _save_figure(fig, path)

@@ -18,8 +18,10 @@ Example::
 
     [[targets]]
     dataset = 911
-    metric = "dice"                       # dice | miou
-    lesions = true                        # also the lesion detection rate
+    metric = "dice"                       # the primary metric (figures): dice | miou | nsd | lesion_f1 | ...
+    lesions = true                        # lesion metrics (default table column: the lesion detection rate)
+    profile = "atlas2"                    # optional: a challenge's lesion metrics (atlas2 | isbi2015 | msseg2016)
+    metrics = ["lesion_f1", "atlas2_lesionwise_f1", "hd95"]  # optional: more table columns
     train_sizes = [2, 4, 8]               # optional: label efficiency, nested subsets of training patients
 
 Every key is type-checked when the file is read (:class:`StudyFile`, a pydantic model whose JSON
@@ -38,7 +40,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.names import DEVICES, DOMAINS, PRETRAINING_TASKS, SCRATCH, STRATEGIES
+from nnunet_transfer.evaluation.profiles import PROFILES
+from nnunet_transfer.names import (DEVICES, DOMAINS, EVALUATION_PROFILES, NSD_TOLERANCE_MM, PRETRAINING_TASKS, SCRATCH,
+                                   STRATEGIES)
 from nnunet_transfer.plans_blocks import DEFAULT_PLANS, StrategyOptions, TrainingSchedule
 from nnunet_transfer.planning.twin import TWIN_CONFIGURATION
 from nnunet_transfer.validation import StrictModel, first_problem
@@ -48,7 +52,41 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10: the same parser from PyPI
     import tomli as tomllib
 
-METRICS = ("dice", "miou")
+
+
+@dataclass(frozen=True)
+class StudyMetric:
+    """A metric a study table can show: its per-case ``column`` (the mean over the labels that have
+    ``<column>_<label>``; ``mDice`` / ``mIoU`` as evaluated), whether it needs the target's lesion
+    metrics, the profile it belongs to, and its direction and range (for captions and axes)."""
+
+    name: str
+    column: str
+    lesions: bool = False
+    profile: str | None = None
+    lower_is_better: bool = False
+    fraction: bool = True  # values in [0, 1]
+
+
+def _study_metrics() -> dict[str, StudyMetric]:
+    metrics = [StudyMetric("dice", "mDice"), StudyMetric("miou", "mIoU"), StudyMetric("nsd", "NSD"),
+               StudyMetric("hd95", "HD95", lower_is_better=True, fraction=False),
+               StudyMetric("assd", "ASSD", lower_is_better=True, fraction=False)]
+    metrics += [StudyMetric(column.lower(), column, lesions=True) for column in
+                ("lesion_TPR", "lesion_precision", "lesion_F1", "PQ", "SQ", "RQ", "lesion_Dice")]
+    metrics.append(StudyMetric("lesion_count_difference", "lesion_count_difference", lesions=True,
+                               lower_is_better=True, fraction=False))
+    for profile in PROFILES.values():
+        for name in profile.metrics:
+            lower = name in profile.lower_is_better
+            bounded = not lower and name not in ("RelativeVolumeError", "volume_ref_ml", "volume_pred_ml")
+            metrics.append(StudyMetric(profile.column(name).lower(), profile.column(name), lesions=True,
+                                       profile=profile.name, lower_is_better=lower, fraction=bounded))
+    return {m.name: m for m in metrics}
+
+
+STUDY_METRICS: dict[str, StudyMetric] = _study_metrics()
+METRICS = tuple(STUDY_METRICS)
 CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
 LAUNCHERS = ("local", "slurm", "submitit-local")
 EVALUATE_ON = ("test", "validation")
@@ -80,8 +118,13 @@ class TargetSpec(StrictModel):
 
     dataset: DatasetRef
     label: Annotated[str, Field(min_length=1)] | None = None
-    metric: Literal[METRICS] = "dice"
+    metric: Literal[METRICS] = Field("dice", description="the primary metric: first in the table, in the figures")
+    metrics: list[Literal[METRICS]] | None = Field(None, description=(
+        "further table columns (default: lesion_tpr when lesions = true, else none)"))
     lesions: bool = False
+    profile: Literal[EVALUATION_PROFILES] | None = Field(None, description=(
+        "a challenge's lesion metrics, as its scorer computes them (needs lesions = true)"))
+    nsd_tolerance_mm: Annotated[float, Field(ge=0)] = NSD_TOLERANCE_MM
     evaluate_on: Literal[EVALUATE_ON] = "test"
     train_sizes: Annotated[list[PositiveInt], Field(min_length=1, description=(
         "label efficiency: train every initialisation on nested subsets of this many training patients "
@@ -125,6 +168,20 @@ class StudyFile(StrictModel):
     launcher: LauncherSpec = LauncherSpec()
 
 
+def _check_metrics(path: Path, index: int, target: Target) -> None:
+    """A target's metrics must be ones its evaluation computes: lesion metrics need lesions = true,
+    a profile's metrics need that profile."""
+    if target.profile is not None and not target.lesions:
+        _fail(path, f"targets[{index}].profile", "needs lesions = true (the profile's metrics are lesion metrics)")
+    for metric in target.table_metrics:
+        key = f"targets[{index}].{'metric' if metric.name == target.metric else 'metrics'}"
+        if metric.lesions and not target.lesions:
+            _fail(path, key, f"{metric.name!r} is a lesion metric: set lesions = true on this target")
+        if metric.profile is not None and metric.profile != target.profile:
+            _fail(path, key, f"{metric.name!r} is a metric of the {metric.profile} profile: set "
+                             f"profile = \"{metric.profile}\" on this target")
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the study file (for editors that check TOML against a schema)."""
     schema = StudyFile.model_json_schema()
@@ -159,6 +216,15 @@ class Target:
     lesions: bool = False
     evaluate_on: str = "test"  # test: imagesTs vs labelsTs; validation: nnU-Net's fold validation vs labelsTr
     train_sizes: tuple[int, ...] = ()  # label efficiency: training patients per subset (empty: all cases)
+    metrics: tuple[str, ...] | None = None  # further table metrics (None: lesion_tpr with lesions, else none)
+    profile: str | None = None  # evaluation profile of the lesion metrics
+    nsd_tolerance_mm: float = NSD_TOLERANCE_MM
+
+    @property
+    def table_metrics(self) -> tuple[StudyMetric, ...]:
+        """The table's metrics of this target, the primary one first."""
+        more = self.metrics if self.metrics is not None else (("lesion_tpr",) if self.lesions else ())
+        return tuple(STUDY_METRICS[m] for m in dict.fromkeys((self.metric, *more)))
 
     @property
     def key(self) -> str:
@@ -239,13 +305,15 @@ def load_study(path: str | Path) -> Study:
             _fail(path, what, "needs at least one [[...]] table")
     sources = [Source(s.dataset, s.task, s.domain, s.label or f"{s.domain} {s.task}") for s in spec.sources]
     targets = [Target(t.dataset, t.label or str(t.dataset), t.metric, t.lesions, t.evaluate_on,
-                      tuple(sorted(t.train_sizes or ()))) for t in spec.targets]
+                      tuple(sorted(t.train_sizes or ())), None if t.metrics is None else tuple(t.metrics), t.profile,
+                      t.nsd_tolerance_mm) for t in spec.targets]
     _unique(path, "sources", [s.label for s in sources], "source id", reserved=(SCRATCH,))
     _unique(path, "targets", [t.label for t in targets], "target id")
     _unique(path, "strategies", list(spec.strategies), "strategy")
     _unique(path, "folds", list(spec.folds), "fold")
     for i, target in enumerate(targets):
         _unique(path, f"targets[{i}].train_sizes", list(target.train_sizes), "training size")
+        _check_metrics(path, i, target)
     if spec.schedule.train_subset is not None:
         _fail(path, "schedule.train_subset", "is written by the study runner from the targets' train_sizes; "
                                               "set train_sizes on a [[targets]] table instead")

@@ -29,7 +29,7 @@ from nnunet_transfer.planning.attach import attach, default_output_plans
 from nnunet_transfer.planning.plans_file import load_plans, write_plans
 from nnunet_transfer.planning.shared import plan_shared
 from nnunet_transfer.plans_blocks import update_schedule
-from nnunet_transfer.study.evaluation import evaluate_run
+from nnunet_transfer.study.evaluation import evaluate_run, evaluation_is_stale
 from nnunet_transfer.study.spec import Source, Study, Target
 from nnunet_transfer.study.state import step_file_stem
 from nnunet_transfer.study.subsets import target_subsets
@@ -266,8 +266,7 @@ def _test(study: Study, step: Step, run: Run) -> None:
         if not validation.is_dir():
             raise NnunetTransferError(f"{step.id}: {validation} does not exist; nnU-Net writes it in its final "
                                       f"validation (schedule.final_validation auto or always, folds other than all)")
-        evaluate_run(raw, validation, evaluation_file(study, run), lesions=run.target.lesions,
-                     reference_dir=raw / "labelsTr")
+        evaluate_run(raw, validation, evaluation_file(study, run), run.target, reference_dir=raw / "labelsTr")
         return
     if not (raw / "imagesTs").is_dir() or not (raw / "labelsTs").is_dir():
         raise NnunetTransferError(f"{target} has no imagesTs / labelsTs: convert the dataset with its test masks, "
@@ -279,7 +278,28 @@ def _test(study: Study, step: Step, run: Run) -> None:
         nnunet_commands.predict_in_process(raw / "imagesTs", partial, run_folder(study, run).parent, [run.fold],
                                            log_path(study, step), device=_device(study))
         os.replace(partial, out)
-    evaluate_run(raw, out, evaluation_file(study, run), lesions=run.target.lesions)
+    evaluate_run(raw, out, evaluation_file(study, run), run.target)
+
+
+def refresh_evaluation(study: Study, run: Run) -> bool:
+    """Evaluate a run again from its kept predictions when the target's evaluation (metrics,
+    profile, NSD tolerance, lesions) changed since its evaluation file was written; no training or
+    prediction is repeated. Returns whether it evaluated (an evaluation file without its summary
+    is taken as it is)."""
+    path = evaluation_file(study, run)
+    summary = path.with_suffix(".summary.json")
+    if not path.is_file() or not summary.is_file() or not evaluation_is_stale(read_json(summary), run.target):
+        return False
+    raw = raw_dir(dataset_name(run.target.dataset))
+    if run.target.evaluate_on == "validation":
+        predictions, reference = run_folder(study, run) / "validation", raw / "labelsTr"
+    else:
+        predictions, reference = prediction_folder(study, run), None
+    if not predictions.is_dir():
+        raise NnunetTransferError(f"{path} was evaluated with other settings than the study file's and its "
+                                  f"predictions {predictions} are gone; delete {path} and run the study again")
+    evaluate_run(raw, predictions, path, run.target, reference_dir=reference)
+    return True
 
 
 def execute(study: Study, step: Step) -> None:

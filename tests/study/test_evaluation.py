@@ -6,6 +6,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from nnunet_transfer.study.evaluation import evaluate_run
+from nnunet_transfer.study.spec import Target
 
 
 def _write(path, array):
@@ -30,7 +31,7 @@ def test_validation_predictions_are_scored_against_their_training_labels_only(tm
     _write(tmp_path / "val" / "a.nii.gz", _mask((1, 1, 1), (4, 10, 10)))  # both lesions found
     _write(tmp_path / "val" / "c.nii.gz", _mask((1, 1, 1)))  # one of two
     out = tmp_path / "eval" / "fold_0.csv"
-    evaluate_run(raw, tmp_path / "val", out, lesions=True, reference_dir=raw / "labelsTr")
+    evaluate_run(raw, tmp_path / "val", out, Target(1, "x", lesions=True), reference_dir=raw / "labelsTr")
     table = pd.read_csv(out).set_index("case")
     assert list(table.index) == ["a", "c"]
     assert table.loc["a", "mDice"] == 1.0 and table.loc["c", "lesion_TPR"] == 0.5
