@@ -1,16 +1,29 @@
-"""Time the evaluation of one case on a 1 mm MNI-sized volume (197x233x189) with ~50 lesions.
+"""Time every metric of one 1 mm MNI-sized case (197x233x189, ~50 reference and ~50 predicted lesions)
+against the reference implementations our metrics are checked against, in the same run.
 
-Ours (``nnunet_transfer.evaluation``: cc3d components, overlap by ``np.bincount``) against a
-straightforward scipy.ndimage implementation in the same run (``ndimage.label`` and one
-full-volume mask per lesion, as the ATLAS R2.0 reference code loops). Both compute Dice, IoU,
-volumes and the lesion counts (26-connectivity, any-voxel overlap); the script checks that the
-lesion counts are identical and prints the time ratio. Also times a whole case from NIfTI files
-(reading included) and a 4-case folder with ``--workers 2`` (spawned processes).
-Run: python benchmarks/evaluation_time.py
+- Lesion matching and the ``atlas2`` profile against the ATLAS R2.0 scorer (``--atlas-scoring
+  PATH`` to its ``isles/scoring.py``: ``lesion_f1_score``, ``simple_lesion_count_difference``,
+  ``volume_difference``, batchwise as the challenge ran them); without it, against a
+  straightforward stand-in written here with the scorer's algorithm (``scipy.ndimage.label``,
+  6-connectivity, one full-volume mask per lesion). Both must give our numbers; the script stops
+  if they do not.
+- NSD, HD95 and ASSD against MONAI's ``compute_surface_dice`` / ``compute_hausdorff_distance`` /
+  ``compute_average_surface_distance`` (when MONAI is installed).
+- PQ / SQ / RQ / lesion-wise Dice against panoptica (``--panoptica-python`` to an interpreter that
+  has it; timed inside that process).
+- All of ours at once (voxel, boundary, lesion, instance and the three profiles; ISBI 2015 and
+  MSSEG-2016 have no runnable reference scorer here), one whole case from NIfTI files, and a
+  4-case folder with ``--workers 1`` and ``2``.
+
+Run: python benchmarks/evaluation_time.py [--atlas-scoring PATH] [--panoptica-python PATH]
 """
 from __future__ import annotations
 
+import argparse
+import importlib.util
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,6 +68,7 @@ def synthetic_case(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ours(reference: np.ndarray, prediction: np.ndarray, voxel_ml: float) -> dict:
+    """Our voxel metrics and lesion matching (this project's definition, 26-connectivity)."""
     from nnunet_transfer.evaluation.lesions import match_lesions
     from nnunet_transfer.evaluation.metrics import voxel_counts, voxel_metrics
     ref, pred = reference == 1, prediction == 1
@@ -63,19 +77,56 @@ def ours(reference: np.ndarray, prediction: np.ndarray, voxel_ml: float) -> dict
     return metrics
 
 
-def scipy_loops(reference: np.ndarray, prediction: np.ndarray, voxel_ml: float) -> dict:
-    """The straightforward way: scipy labels, then one full-volume comparison per lesion."""
+def atlas_stand_in(reference: np.ndarray, prediction: np.ndarray) -> dict:
+    """The ATLAS R2.0 scorer's algorithm written out (scipy's default 6-connectivity, one
+    full-volume comparison per lesion), for runs without the scorer itself."""
     ref, pred = reference == 1, prediction == 1
-    tp, fp, fn = np.sum(ref & pred), np.sum(~ref & pred), np.sum(ref & ~pred)
-    structure = np.ones((3, 3, 3), bool)
-    ref_labels, n_ref = ndimage.label(ref, structure)
-    pred_labels, n_pred = ndimage.label(pred, structure)
-    detected = sum(bool(np.any((ref_labels == i) & pred)) for i in range(1, n_ref + 1))
-    false_positives = sum(not np.any((pred_labels == j) & ref) for j in range(1, n_pred + 1))
-    return {"Dice": 2 * tp / (2 * tp + fp + fn), "IoU": tp / (tp + fp + fn),
-            "abs_volume_difference_ml": abs(int(np.sum(pred)) - int(np.sum(ref))) * voxel_ml,
-            "lesions_ref": n_ref, "lesions_pred": n_pred, "lesion_TP": detected, "lesion_FN": n_ref - detected,
-            "lesion_FP": false_positives, "lesion_F1": detected / (detected + (false_positives + n_ref - detected) / 2)}
+    ref_labels, n_ref = ndimage.label(ref)
+    pred_labels, n_pred = ndimage.label(pred)
+    tp = sum(bool(np.any((ref_labels == i) & pred)) for i in range(1, n_ref + 1))
+    fp = sum(not np.any((pred_labels == j) & ref) for j in range(1, n_pred + 1))
+    denominator = tp + (fp + n_ref - tp) / 2
+    return {"lesionwise_F1": 1.0 if denominator == 0 else tp / denominator,
+            "simple_lesion_count": float(abs(n_pred - n_ref)),
+            "volume_difference": float(abs(int(pred.sum()) - int(ref.sum())))}
+
+
+def atlas_scorer(path: Path):
+    """The ATLAS scorer's three lesion / volume metrics on one case, as a function of the masks."""
+    spec = importlib.util.spec_from_file_location("atlas_scoring", path)
+    scoring = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scoring)
+
+    def run(reference: np.ndarray, prediction: np.ndarray) -> dict:
+        truth = (reference == 1).astype(np.float32)[None, None]
+        pred = (prediction == 1).astype(np.float32)[None, None]
+        return {"lesionwise_F1": float(scoring.lesion_f1_score(truth, pred, batchwise=True)[0]),
+                "simple_lesion_count": float(scoring.simple_lesion_count_difference(truth, pred, batchwise=True)[0]),
+                "volume_difference": float(scoring.volume_difference(truth, pred, batchwise=True)[0])}
+    return run
+
+
+def monai_boundary(reference: np.ndarray, prediction: np.ndarray, spacing, tolerance: float) -> dict:
+    import torch
+    from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance, compute_surface_dice
+    p, r = (torch.from_numpy(m == 1)[None, None].float() for m in (prediction, reference))
+    return {"HD95": float(compute_hausdorff_distance(p, r, include_background=True, percentile=95, spacing=spacing)),
+            "ASSD": float(compute_average_surface_distance(p, r, include_background=True, symmetric=True,
+                                                           spacing=spacing)),
+            "NSD": float(compute_surface_dice(p, r, [tolerance], include_background=True, spacing=spacing))}
+
+
+def panoptica_time(reference: np.ndarray, prediction: np.ndarray, python: str, repeats: int) -> tuple[float, dict]:
+    """Median seconds of panoptica's evaluate on the case, inside an interpreter that has it, and its result."""
+    from evaluation_check import PANOPTICA_SCRIPT
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(Path(tmp) / "cases.npz", **{f"{side}{i}": mask for i in range(repeats)
+                                              for side, mask in (("ref", reference), ("pred", prediction))})
+        (Path(tmp) / "run.py").write_text(PANOPTICA_SCRIPT)
+        done = subprocess.run([python, str(Path(tmp) / "run.py"), str(Path(tmp) / "cases.npz")], check=True,
+                              capture_output=True, text=True)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return statistics.median(out["seconds"]), out["results"][0]
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -96,33 +147,82 @@ def _write_folders(root: Path, n_cases: int) -> tuple[Path, Path]:
     return root / "labelsTs", root / "predicted"
 
 
-def main(repeats: int = 5) -> dict:
-    from nnunet_transfer.evaluation.evaluate import EvaluationSettings, evaluate_case, evaluate_folders
+def _same(ours: dict, theirs: dict, what: str, tolerance: float = 1e-9) -> None:
+    gaps = {k: abs(ours[k] - theirs[k]) for k in theirs}
+    if max(gaps.values()) > tolerance * max(1.0, *(abs(v) for v in theirs.values())):
+        raise SystemExit(f"{what}: results differ: ours {ours}, theirs {theirs}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from nnunet_transfer.evaluation.boundary import boundary_metrics
+    from nnunet_transfer.evaluation.evaluate import EvaluationSettings, evaluate_case, evaluate_folders, label_metrics
+    from nnunet_transfer.evaluation.instances import instance_metrics
+    from nnunet_transfer.evaluation.lesions import lesion_overlap
+    from nnunet_transfer.evaluation.profiles import PROFILES, atlas2_metrics
+    parser = argparse.ArgumentParser(description="time every metric against the reference implementations")
+    parser.add_argument("--atlas-scoring", type=Path, help="isles/scoring.py of the ATLAS R2.0 challenge repository")
+    parser.add_argument("--panoptica-python", help="a Python interpreter with panoptica installed")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    repeats = args.repeats
     reference, prediction = synthetic_case(0)
-    voxel_ml = 0.001
-    a, b = ours(reference, prediction, voxel_ml), scipy_loops(reference, prediction, voxel_ml)
-    counts = ("lesions_ref", "lesions_pred", "lesion_TP", "lesion_FN", "lesion_FP")
-    identical = all(a[k] == b[k] for k in counts) and all(
-        abs(a[k] - b[k]) < 1e-12 for k in ("Dice", "IoU", "abs_volume_difference_ml", "lesion_F1"))
-    if not identical:
-        raise SystemExit(f"results differ: ours {a}, scipy {b}")
-    t_ours = _median_time(lambda: ours(reference, prediction, voxel_ml), repeats)
-    t_scipy = _median_time(lambda: scipy_loops(reference, prediction, voxel_ml), max(1, repeats // 2))
-    results = {"volume_xyz": list(SHAPE[::-1]), "lesion_counts": {k: int(a[k]) for k in counts},
-               "identical_counts": identical, "ours_s_per_case": round(t_ours, 3),
-               "scipy_loops_s_per_case": round(t_scipy, 3), "ratio_scipy_over_ours": round(t_scipy / t_ours, 1)}
+    ref, pred = reference == 1, prediction == 1
+    spacing, tolerance = (1.0, 1.0, 1.0), 2.0
+    results = {"volume_xyz": list(SHAPE[::-1])}
+    counts = ours(reference, prediction, 0.001)
+    results["lesions"] = {k: int(counts[k]) for k in ("lesions_ref", "lesions_pred", "lesion_TP", "lesion_FP")}
+
+    # lesion matching and the atlas2 profile against the ATLAS scorer (or its stand-in)
+    reference_name = "atlas_scorer" if args.atlas_scoring else "atlas_stand_in"
+    scorer = atlas_scorer(args.atlas_scoring) if args.atlas_scoring else atlas_stand_in
+    mine = atlas2_metrics(ref, pred, spacing)
+    _same(mine, scorer(reference, prediction), reference_name)
+    t_scorer = _median_time(lambda: scorer(reference, prediction), max(1, repeats // 2))
+    t_atlas2 = _median_time(lambda: atlas2_metrics(ref, pred, spacing), repeats)
+    t_matching = _median_time(lambda: ours(reference, prediction, 0.001), repeats)
+    results["lesion_matching"] = {"reference": reference_name, "reference_s": round(t_scorer, 3),
+                                  "ours_atlas2_profile_s": round(t_atlas2, 4),
+                                  "ours_default_matching_with_voxel_metrics_s": round(t_matching, 4),
+                                  "ratio_reference_over_atlas2": round(t_scorer / t_atlas2, 1),
+                                  "ratio_reference_over_default_matching": round(t_scorer / t_matching, 1)}
+    reference_total, ours_total = t_scorer, t_atlas2
+
+    t_boundary = _median_time(lambda: boundary_metrics(ref, pred, spacing, tolerance), repeats)
+    results["boundary"] = {"ours_s": round(t_boundary, 4)}
+    if importlib.util.find_spec("monai") is not None:
+        _same(boundary_metrics(ref, pred, spacing, tolerance), monai_boundary(reference, prediction, spacing,
+                                                                               tolerance), "MONAI", 1e-5)
+        t_monai = _median_time(lambda: monai_boundary(reference, prediction, spacing, tolerance), repeats)
+        results["boundary"].update(reference="MONAI", reference_s=round(t_monai, 4),
+                                   ratio_reference_over_ours=round(t_monai / t_boundary, 1))
+        reference_total, ours_total = reference_total + t_monai, ours_total + t_boundary
+
+    t_instances = _median_time(lambda: instance_metrics(lesion_overlap(ref, pred, 26)), repeats)
+    results["instances"] = {"ours_s": round(t_instances, 4)}
+    if args.panoptica_python:
+        t_panoptica, theirs = panoptica_time(reference, prediction, args.panoptica_python, repeats)
+        mine = instance_metrics(lesion_overlap(ref, pred, 26))
+        _same({"pq": mine["PQ"], "sq": mine["SQ"], "rq": mine["RQ"], "sq_dsc": mine["lesion_Dice"]},
+              {k: theirs[k] for k in ("pq", "sq", "rq", "sq_dsc")}, "panoptica")
+        results["instances"].update(reference="panoptica", reference_s=round(t_panoptica, 4),
+                                    ratio_reference_over_ours=round(t_panoptica / t_instances, 1))
+        reference_total, ours_total = reference_total + t_panoptica, ours_total + t_instances
+
+    everything = EvaluationSettings(labels=(1,), profiles=tuple(PROFILES))
+    t_all = _median_time(lambda: label_metrics(ref, pred, spacing, everything, True), repeats)
+    results["all_metrics_of_one_label_s"] = round(t_all, 3)
+    results["reference_implementations_s"] = round(reference_total, 3)
+    results["ratio_references_over_ours_for_what_both_compute"] = round(reference_total / ours_total, 1)
     with tempfile.TemporaryDirectory(prefix="nnunet_transfer_eval_bench_") as tmp:
         ref_dir, pred_dir = _write_folders(Path(tmp), 4)
-        settings = EvaluationSettings(labels=(1,))
         case = ("case_000", ref_dir / "case_000.nii.gz", pred_dir / "case_000.nii.gz")
-        results["ours_with_nifti_reading_s_per_case"] = round(
-            _median_time(lambda: evaluate_case(*case, settings), repeats), 3)
+        results["all_metrics_with_nifti_reading_s_per_case"] = round(
+            _median_time(lambda: evaluate_case(*case, everything), repeats), 3)
         for workers in (1, 2):
             start = time.perf_counter()
-            evaluate_folders(ref_dir, pred_dir, settings=settings, workers=workers, progress=False)
+            evaluate_folders(ref_dir, pred_dir, settings=everything, workers=workers, progress=False)
             results[f"folder_4_cases_workers_{workers}_s"] = round(time.perf_counter() - start, 2)
-    print(f"ours {t_ours:.3f} s/case, scipy loops {t_scipy:.3f} s/case: {t_scipy / t_ours:.1f}x faster; "
-          f"identical lesion counts: {identical}")
+    print(json.dumps(results, indent=2))
     save_results("evaluation_time", results)
     return results
 

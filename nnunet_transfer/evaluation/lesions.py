@@ -25,6 +25,7 @@ import cc3d
 import numpy as np
 
 CONNECTIVITIES = (6, 18, 26)
+MAX_TABLE_CELLS = 4_000_000  # reference x predicted lesions up to which one contingency table counts the overlaps
 
 
 @dataclass(frozen=True)
@@ -177,18 +178,30 @@ def lesion_overlap(reference: np.ndarray, prediction: np.ndarray, connectivity: 
     if np.shape(reference) != np.shape(prediction):
         raise ValueError(f"shapes differ: reference {np.shape(reference)}, prediction {np.shape(prediction)}")
     reference, prediction = _as_3d(reference), _as_3d(prediction)
-    box = _bounding_box(reference | prediction)
+    union = reference | prediction
+    box = _bounding_box(union)
     if box is None:
         if connectivity not in CONNECTIVITIES:
             raise ValueError(f"connectivity must be one of {CONNECTIVITIES}, got {connectivity}")
         return _empty_overlap()
     ref_labels, n_ref = label_lesions(reference[box], connectivity, min_size_voxels)
     pred_labels, n_pred = label_lesions(prediction[box], connectivity, min_size_voxels)
+    if (n_ref + 1) * (n_pred + 1) <= MAX_TABLE_CELLS:
+        # the contingency table of the two labellings (row / column 0: background) over the voxels
+        # set on either side, which hold every lesion voxel
+        where = np.flatnonzero(union[box])
+        code = ref_labels.ravel()[where].astype(np.int64) * (n_pred + 1) + pred_labels.ravel()[where]
+        table = np.bincount(code, minlength=(n_ref + 1) * (n_pred + 1)).reshape(n_ref + 1, n_pred + 1)
+        ref_sizes, pred_sizes = table.sum(axis=1), table.sum(axis=0)
+        ref_sizes[0] = pred_sizes[0] = 0
+        pair_ref, pair_pred = np.nonzero(table[1:, 1:])
+        return LesionOverlap(n_ref, n_pred, ref_sizes.astype(np.int64), pred_sizes.astype(np.int64),
+                             pair_ref=pair_ref + 1, pair_pred=pair_pred + 1,
+                             pair_voxels=table[pair_ref + 1, pair_pred + 1].astype(np.int64))
+    # very many components (noise): count only the voxels where both sides are set
     ref_sizes = np.bincount(ref_labels.ravel(), minlength=n_ref + 1).astype(np.int64)
     pred_sizes = np.bincount(pred_labels.ravel(), minlength=n_pred + 1).astype(np.int64)
     ref_sizes[0] = pred_sizes[0] = 0
-    if n_ref == 0 or n_pred == 0:
-        return _empty_overlap(n_ref, n_pred, ref_sizes, pred_sizes)
     both = (ref_labels > 0) & (pred_labels > 0)
     codes = ref_labels[both].astype(np.int64) * (n_pred + 1) + pred_labels[both]
     pairs, voxels = np.unique(codes, return_counts=True)

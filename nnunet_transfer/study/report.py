@@ -4,10 +4,11 @@ Table (like the reference study's): one row per initialisation (source task x do
 strategy when a study has several, and ``scratch``), one block per training size when targets
 have ``train_sizes``. Per target and metric (the target's ``metric``, then its ``metrics``; by
 default the lesion detection rate for lesion targets): mean +- sd over folds (each fold: mean
-over the target's test cases); against scratch, the mean paired difference over test cases with a bootstrap 95 % interval and
-the Holm-corrected paired Wilcoxon p-value (:mod:`nnunet_transfer.study.statistics`; no p-value
-with fewer than 6 cases). Runs are compared only when their network architecture, patch size
-and training schedule (subset included) are identical.
+over the target's test cases); against scratch, the mean paired difference over test cases with
+a bootstrap 95 % interval and the Holm-corrected paired Wilcoxon p-value
+(:mod:`nnunet_transfer.study.statistics`; no p-value with fewer than 6 cases). Runs are compared
+only when their network architecture, patch size and training schedule (subset included) are
+identical.
 """
 from __future__ import annotations
 

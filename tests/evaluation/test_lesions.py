@@ -146,3 +146,16 @@ def test_bounds_symmetry_and_perfect_prediction(ref, pred, connectivity):
     assert swapped.f1 == pytest.approx(m.f1) or m.detected != m.pred_matched
     perfect = match_lesions(ref, ref, connectivity)
     assert (perfect.detection_rate, perfect.precision, perfect.f1, perfect.count_difference) == (1, 1, 1, 0)
+
+
+def test_overlap_table_and_voxel_pairs_count_the_same(monkeypatch):
+    """Few lesions: one contingency table; very many: the voxels where both sides are set. Same result."""
+    from nnunet_transfer.evaluation import lesions
+    rng = np.random.default_rng(0)
+    ref, pred = rng.random((20, 20, 20)) > 0.5, rng.random((20, 20, 20)) > 0.5
+    table = lesions.lesion_overlap(ref, pred, 6)
+    monkeypatch.setattr(lesions, "MAX_TABLE_CELLS", 0)
+    pairs = lesions.lesion_overlap(ref, pred, 6)
+    assert table.n_ref > 100 and (table.n_ref, table.n_pred) == (pairs.n_ref, pairs.n_pred)
+    for key in ("ref_sizes", "pred_sizes", "pair_ref", "pair_pred", "pair_voxels"):
+        assert np.array_equal(getattr(table, key), getattr(pairs, key)), key
