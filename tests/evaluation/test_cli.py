@@ -68,3 +68,18 @@ def test_worker_error_reaches_the_caller(folders, monkeypatch):  # noqa: F811
     (pred / "case_002.nii.gz").write_bytes(b"not an image")
     with pytest.raises(NnunetTransferError, match="cannot read .*case_002.nii.gz"):
         evaluate.evaluate_folders(ref, pred, workers=2, progress=False)
+
+
+def test_profiles_and_boundary_options(folders, tmp_path, capsys):  # noqa: F811
+    ref, pred = folders
+    args = parse(["evaluate", str(ref), str(pred), "-o", str(tmp_path), "--profile", "atlas2", "msseg2016",
+                  "--nsd-tolerance", "0.5", "--no-instances"])
+    assert args.profile == ["atlas2", "msseg2016"] and args.nsd_tolerance == 0.5 and args.no_instances
+    args.func(args)
+    out = capsys.readouterr().out
+    assert "NSD 0.9706" in out and "atlas2_lesionwise_F1 0.8333" in out and "msseg2016_F1" in out
+    summary = json.loads((tmp_path / SUMMARY_JSON).read_text())
+    assert summary["settings"]["profiles"] == ["atlas2", "msseg2016"] and summary["settings"]["nsd_tolerance_mm"] == 0.5
+    assert "PQ" not in summary["mean"]["1"] and "HD95" in summary["mean"]["1"]
+    with pytest.raises(SystemExit):
+        parse(["evaluate", "ref", "pred", "--profile", "brats"])

@@ -204,3 +204,33 @@ def test_an_output_folder_that_is_a_file_is_refused_before_evaluating(folders, t
     with pytest.raises(NnunetTransferError, match=r"the output folder \(-o\) .*out: .*out is a file, not a folder"):
         evaluate_folders(ref, pred, tmp_path / "out", dataset_json=pred / "dataset.json")
     assert (tmp_path / "out").read_text() == "keep me"
+
+
+def test_profiles_boundary_and_instance_columns_and_the_isbi_folder_values(folders, tmp_path):
+    ref, pred = folders
+    write(ref / "case_003.nii.gz", lesions(np.s_[0:4, 0:2, 0:2]))        # 16 voxels
+    write(pred / "case_003.nii.gz", lesions(np.s_[0:2, 0:2, 0:2]))       # 8 of them
+    settings = EvaluationSettings(profiles=("atlas2", "isbi2015", "msseg2016"), nsd_tolerance_mm=1.0)
+    result = evaluate_folders(ref, pred, tmp_path / "out", settings, dataset_json=pred / "dataset.json",
+                              progress=False)
+    table = result.per_case.set_index("case")
+    for column in ("NSD_1", "HD95_1", "ASSD_1", "PQ_1", "SQ_1", "RQ_1", "lesion_Dice_1", "atlas2_lesionwise_F1_1",
+                   "atlas2_volume_difference_1", "isbi2015_LTPR_1", "isbi2015_LFPR_1", "msseg2016_F1_1"):
+        assert column in table.columns, column
+    assert table.loc["case_001", "atlas2_volume_difference_1"] == 1.0       # voxels, whatever the spacing
+    assert table.loc["case_001", "isbi2015_LFPR_1"] == 0.5
+    assert table.loc["case_002", "HD95_1"] == 0.0 and table.loc["case_002", "PQ_1"] == 1.0
+    assert table.loc["case_003", "PQ_1"] == pytest.approx(0.5)            # IoU 8 / 16: matched at 0.5
+    assert table.loc["case_003", "HD95_1"] == pytest.approx(2.0)          # the two uncovered layers, 1 mm apart
+    isbi = json.loads((tmp_path / "out" / SUMMARY_JSON).read_text())["isbi2015"]["1"]
+    volumes = [(0.016, 0.018), (0.0, 0.0), (0.016, 0.008)]                # (ref, pred) ml of the three cases
+    assert isbi["Corr"] == pytest.approx(np.corrcoef(*zip(*volumes))[0, 1])
+    assert isbi["SC"] is None                                             # case_002 has no PPV: undefined (null)
+    assert json.loads((tmp_path / "out" / SUMMARY_JSON).read_text())["settings"]["profiles"] == list(settings.profiles)
+
+
+def test_boundary_and_instances_can_be_left_out(folders):
+    ref, pred = folders
+    table = evaluate_folders(ref, pred, settings=EvaluationSettings(boundary=False, instances=False),
+                             progress=False).per_case
+    assert not {"NSD_1", "HD95_1", "PQ_1"} & set(table.columns) and "lesion_F1_1" in table.columns

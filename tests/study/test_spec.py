@@ -154,3 +154,34 @@ def test_missing_file_invalid_toml_and_duplicate_labels(tmp_path):
         load_study(_write(tmp_path, "name = "))
     with pytest.raises(NnunetTransferError, match="'targets' needs at least one"):
         load_study(_write(tmp_path, MINIMAL.split("[[targets]]")[0]))
+
+
+def test_target_metrics_and_profile_choose_the_table(tmp_path):
+    text = MINIMAL.replace('metric = "miou"\nlesions = true', 'metric = "atlas2_lesionwise_f1"\nlesions = true\n'
+                           'profile = "atlas2"\nmetrics = ["hd95", "pq", "atlas2_volume_difference"]\n'
+                           'nsd_tolerance_mm = 1.5')
+    study = load_study(_write(tmp_path, text))
+    target = study.targets[1]
+    assert [m.name for m in target.table_metrics] == ["atlas2_lesionwise_f1", "hd95", "pq", "atlas2_volume_difference"]
+    assert [m.column for m in target.table_metrics] == ["atlas2_lesionwise_F1", "HD95", "PQ",
+                                                        "atlas2_volume_difference"]
+    assert [m.lower_is_better for m in target.table_metrics] == [False, True, False, True]
+    assert target.profile == "atlas2" and target.nsd_tolerance_mm == 1.5
+    # defaults: the primary metric, and the detection rate of a lesion target
+    plain = load_study(_write(tmp_path, MINIMAL)).targets
+    assert [m.name for m in plain[0].table_metrics] == ["dice"]
+    assert [m.name for m in plain[1].table_metrics] == ["miou", "lesion_tpr"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ('metrics = ["lesion_f1"]', r"'targets\[0\].metrics' 'lesion_f1' is a lesion metric: set lesions = true"),
+    ('lesions = true\nmetric = "msseg2016_f1"',
+     r"'targets\[0\].metric' 'msseg2016_f1' is a metric of the msseg2016 profile: set profile = \"msseg2016\""),
+    ('profile = "atlas2"', r"'targets\[0\].profile' needs lesions = true"),
+    ('profile = "brats"', r"'targets\[0\].profile' is 'brats'; choose from atlas2, isbi2015, msseg2016"),
+    ('metrics = ["hd99"]', r"'targets\[0\].metrics\[0\]' is 'hd99'; choose from dice, miou, nsd"),
+])
+def test_metrics_the_evaluation_would_not_compute_are_refused(tmp_path, bad, message):
+    text = MINIMAL.replace("[[targets]]\ndataset = 3\n", f"[[targets]]\ndataset = 3\n{bad}\n")
+    with pytest.raises(NnunetTransferError, match=message):
+        load_study(_write(tmp_path, text))
