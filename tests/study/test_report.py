@@ -161,3 +161,25 @@ def test_runs_with_different_schedules_are_not_compared(tmp_path, monkeypatch):
         plans["training_schedule"]["num_epochs"] = 10
         plans_file.write_text(json.dumps(plans))
     check_comparable(study)  # identical now
+
+
+def test_distances_are_marked_lower_is_better_and_get_their_own_panel(tmp_path):
+    from nnunet_transfer.study.report import _panels, bar_figure
+    path = tmp_path / "s.toml"
+    path.write_text(STUDY.replace("lesions = true", 'lesions = true\nmetrics = ["lesion_f1", "hd95"]'))
+    study = load_study(path)
+    for run in runs(study):
+        rows = [{"case": f"c{i}", "mDice": 0.6, "mIoU": 0.4, "lesion_F1": 0.5, "HD95": 8.0 - (run.source is not None)}
+                for i in range(6)]
+        out = evaluation_file(study, run)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(out, index=False)
+    table = comparison_table(study, collect(study))
+    assert table.set_index("initialisation").loc["mri seg", "stroke hd95 diff"] == pytest.approx(-1.0)
+    text = markdown(study, table)
+    assert "| stroke hd95 (lower is better) | Δ stroke hd95 [95 % CI] |" in text
+    assert "| stroke dice | Δ stroke dice [95 % CI] |" in text
+    assert _panels(["stroke dice", "stroke lesion_f1", "stroke hd95"]) == [["stroke dice", "stroke lesion_f1"],
+                                                                          ["stroke hd95"]]
+    bar_figure(study, table, tmp_path / "bars.png")
+    assert (tmp_path / "bars.png").stat().st_size > 1000
