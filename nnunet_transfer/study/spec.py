@@ -68,6 +68,11 @@ class StudyMetric:
     fraction: bool = True  # values in [0, 1]
 
 
+# profile metrics that are not fractions in [0, 1] (volumes, counts, relative differences)
+UNBOUNDED_PROFILE_METRICS = ("volume_difference", "simple_lesion_count", "VD", "volume_ref_ml", "volume_pred_ml",
+                             "RelativeVolumeError")
+
+
 def _study_metrics() -> dict[str, StudyMetric]:
     metrics = [StudyMetric("dice", "mDice"), StudyMetric("miou", "mIoU"), StudyMetric("nsd", "NSD"),
                StudyMetric("hd95", "HD95", lower_is_better=True, fraction=False),
@@ -79,7 +84,7 @@ def _study_metrics() -> dict[str, StudyMetric]:
     for profile in PROFILES.values():
         for name in profile.metrics:
             lower = name in profile.lower_is_better
-            bounded = not lower and name not in ("RelativeVolumeError", "volume_ref_ml", "volume_pred_ml")
+            bounded = name not in UNBOUNDED_PROFILE_METRICS
             metrics.append(StudyMetric(profile.column(name).lower(), profile.column(name), lesions=True,
                                        profile=profile.name, lower_is_better=lower, fraction=bounded))
     return {m.name: m for m in metrics}

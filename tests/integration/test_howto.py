@@ -86,8 +86,25 @@ def check_label_efficiency(root: Path) -> None:
     assert (study / "results" / "data_efficiency.png").stat().st_size > 1000
 
 
+def check_evaluate_like_the_challenges(root: Path) -> None:
+    """Profile columns beside this project's; the guide's claim that --connectivity 6 gives ATLAS's F1."""
+    import pandas as pd
+    from nnunet_transfer.evaluation.evaluate import EvaluationSettings, evaluate_folders
+    home = root / "howto_evaluate"
+    stroke = pd.read_csv(root / "evaluation" / "stroke" / "evaluation_per_case.csv")
+    assert {"lesion_F1_1", "atlas2_lesionwise_F1_1", "PQ_1", "HD95_1", "NSD_1"} <= set(stroke.columns)
+    raw = home / "nnUNet_raw" / "Dataset911_DemoStroke"
+    six = evaluate_folders(raw / "labelsTs", root / "predictions" / "Dataset911_DemoStroke",
+                           settings=EvaluationSettings(connectivity=6, boundary=False, instances=False),
+                           dataset_json=raw / "dataset.json", progress=False).per_case
+    assert six["lesion_F1_1"].tolist() == pytest.approx(stroke["atlas2_lesionwise_F1_1"].tolist())
+    ms = json.loads((root / "evaluation" / "ms" / "evaluation_summary.json").read_text())
+    assert set(ms["isbi2015"]["1"]) == {"Corr", "SC"} and "msseg2016_F1" in ms["mean"]["1"]
+
+
 CHECKS = {"natural_images_into_3d.md": check_natural_images_into_3d, "pretrain_then_plan.md": check_pretrain_then_plan,
-          "shared_plans.md": check_shared_plans, "label_efficiency.md": check_label_efficiency}
+          "shared_plans.md": check_shared_plans, "label_efficiency.md": check_label_efficiency,
+          "evaluate_like_the_challenges.md": check_evaluate_like_the_challenges}
 
 
 @pytest.mark.parametrize("guide", sorted(p.name for p in HOWTO.glob("*.md")))
