@@ -57,3 +57,21 @@ def test_empty_sides(ref_has, pred_has, value):
     lesion[1:3, 1:3, 1:3] = True
     m = metrics(lesion if ref_has else empty, lesion if pred_has else empty)
     assert (m["PQ"], m["SQ"], m["RQ"], m["lesion_Dice"]) == (value, value, value, value)
+
+
+def test_equals_panoptica_where_it_is_installed():
+    """panoptica pins numpy < 2.3, so it is usually not importable here; benchmarks/evaluation_check.py
+    runs it in its own interpreter (202 random cases, identical)."""
+    panoptica = pytest.importorskip("panoptica")
+    from panoptica.metrics import Metric
+    evaluator = panoptica.Panoptica_Evaluator(
+        expected_input=panoptica.InputType.SEMANTIC,
+        instance_approximator=panoptica.ConnectedComponentsInstanceApproximator(),
+        instance_matcher=panoptica.NaiveThresholdMatching(), instance_metrics=[Metric.DSC, Metric.IOU])
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        ref, pred = rng.random((12, 14, 13)) > 0.8, rng.random((12, 14, 13)) > 0.8
+        theirs = evaluator.evaluate(pred.astype(np.uint8), ref.astype(np.uint8), verbose=False)["ungrouped"]
+        ours = metrics(ref, pred)
+        assert (ours["PQ"], ours["SQ"], ours["RQ"], ours["lesion_Dice"]) == pytest.approx(
+            (theirs.pq, theirs.sq, theirs.rq, theirs.sq_dsc))

@@ -190,3 +190,36 @@ def test_msseg2016_empty_prediction_and_voxel_metrics():
     half = line(0, 0, 3)
     m = msseg2016_metrics(truth, half, ONE_MM)
     assert m["Dice"] == pytest.approx(2 * 4 / 12) and m["PPV"] == 1.0 and m["RelativeVolumeError"] == -50.0
+
+
+def test_isbi2015_split_merged_and_empty_reference():
+    line6 = volume((0, 0, slice(0, 6)))
+    two_pieces = volume((0, 0, slice(0, 2)), (0, 0, slice(4, 6)))
+    split = isbi2015_metrics(line6, two_pieces, ONE_MM)    # both pieces touch the lesion: no false lesion
+    assert (split["LTPR"], split["LFPR"]) == (1.0, 0.0)
+    merged = isbi2015_metrics(two_pieces, line6, ONE_MM)   # one prediction over two lesions finds both
+    assert (merged["LTPR"], merged["LFPR"]) == (1.0, 0.0)
+    m = isbi2015_metrics(volume(), volume((1, 1, 1)), ONE_MM)
+    assert m["Dice"] == 0.0 and m["LFPR"] == 1.0 and m["PPV"] == 0.0
+    assert all(math.isnan(m[k]) for k in ("TPR", "LTPR", "VD"))
+
+
+def test_msseg2016_split_lesion_and_empty_reference_or_both():
+    truth = line(0, 0, 11)                                 # 12 voxels
+    halves = line(0, 0, 4) | line(0, 7, 11)                # 5 + 5 inside, none outside
+    m = msseg2016_metrics(truth, halves, ONE_MM)
+    assert (m["SensL"], m["PPVL"], m["F1"]) == (1.0, 1.0, 1.0)
+    empty = np.zeros_like(truth)
+    m = msseg2016_metrics(empty, truth, ONE_MM)            # no reference lesion: SensL 0 / 0
+    assert math.isnan(m["SensL"]) and m["PPVL"] == 0.0 and math.isnan(m["F1"])
+    assert math.isnan(m["Sensitivity"]) and math.isnan(m["RelativeVolumeError"])
+    m = msseg2016_metrics(empty, empty, ONE_MM)
+    assert all(math.isnan(m[k]) for k in ("Dice", "SensL", "PPVL", "F1"))
+
+
+def test_msseg2016_small_predicted_lesions_neither_detect_nor_count():
+    truth = line(0, 0, 7)
+    specks = line(0, 0, 2) | line(0, 5, 7)                 # two 3-voxel (3 mm^3) predicted lesions: removed
+    m = msseg2016_metrics(truth, specks, ONE_MM)
+    assert m["SensL"] == 0.0 and math.isnan(m["PPVL"])     # no kept predicted lesion
+    assert m["Dice"] == pytest.approx(2 * 6 / 14)          # voxel metrics use the unfiltered masks
