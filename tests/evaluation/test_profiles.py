@@ -8,15 +8,9 @@ from nnunet_transfer.evaluation.lesions import match_lesions
 from nnunet_transfer.evaluation.profiles import (MSSEG_BETA, PROFILES, atlas2_metrics, isbi2015_metrics,
                                                  isbi2015_summary, msseg2016_metrics, msseg_min_voxels)
 from nnunet_transfer.names import EVALUATION_PROFILES
+from tests.evaluation.test_lesions import volume
 
 ONE_MM = (1.0, 1.0, 1.0)
-
-
-def volume(*voxels, shape=(6, 6, 6)):
-    mask = np.zeros(shape, bool)
-    for v in voxels:
-        mask[v] = True
-    return mask
 
 
 def test_profiles_are_the_named_ones():
