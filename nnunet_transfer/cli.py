@@ -68,7 +68,7 @@ def cmd_plan_like_checkpoint(args: argparse.Namespace) -> None:
 def _rules(args: argparse.Namespace):
     from nnunet_transfer.transfer.rules import TransferRules
     return TransferRules(load=args.load, input_channels=args.input_channels, inflation=args.inflation,
-                         kernel=args.kernel, strict=args.strict)
+                         kernel=args.kernel, strict=args.strict, allow_no_encoder_weights=args.allow_no_encoder_weights)
 
 
 def _add_rules(p: argparse.ArgumentParser) -> None:
@@ -83,6 +83,9 @@ def _add_rules(p: argparse.ArgumentParser) -> None:
     g.add_argument("--kernel", default="crop", choices=KERNEL_RULES,
                    help="kernel-size mismatch: centre crop / zero pad (default) or average")
     g.add_argument("--strict", action="store_true", help="fail if any encoder weight is not loaded or adapted")
+    g.add_argument("--allow-no-encoder-weights", action="store_true",
+                   help="accept a checkpoint that loads or adapts no encoder weight (by default an error: the "
+                        "fine-tuning would start from scratch)")
 
 
 def cmd_attach(args: argparse.Namespace) -> None:

@@ -151,11 +151,13 @@ class TransferBlock(StrategyOptions):
     inflation: Literal[INFLATION_RULES] = "average"
     kernel: Literal[KERNEL_RULES] = "crop"
     strict: bool = False
+    allow_no_encoder_weights: bool = False
 
     @property
     def rules(self) -> TransferRules:
         return TransferRules(load=self.load, input_channels=self.input_channels, inflation=self.inflation,
-                             kernel=self.kernel, strict=self.strict)
+                             kernel=self.kernel, strict=self.strict,
+                             allow_no_encoder_weights=self.allow_no_encoder_weights)
 
     def strategy(self, defaults: Strategy, num_epochs: int) -> Strategy:
         return defaults.with_options(StrategyOptions(**{k: getattr(self, k) for k in STRATEGY_KEYS}), num_epochs)

@@ -15,7 +15,9 @@ from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.layout import plans_path, resolve_dataset
 from nnunet_transfer.planning.like_checkpoint import check_channels, describe_checkpoint
 from nnunet_transfer.planning.plans_file import load_plans, write_plans
+from nnunet_transfer.planning.preview import preview
 from nnunet_transfer.plans_blocks import TRANSFER_KEY, Strategy, make_transfer_block, update_schedule
+from nnunet_transfer.transfer.checkpoint import load_checkpoint
 from nnunet_transfer.transfer.rules import TransferRules
 
 PLANS_NAME = re.compile(r"[A-Za-z0-9_\-.]+")
@@ -44,9 +46,12 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
     checkpoint: ``encoder`` when its decoder never trained, else ``encoder+decoder``) and
     ``strategy`` (any of ``warmup_epochs``, ``frozen_encoder_epochs``, ``encoder_lr_factor``) go
     into the block; ``schedule`` keys replace those of the plans' ``training_schedule`` (a study's
-    ``train_subset``), in the same write. Raises NnunetTransferError for a missing plans file, a checkpoint whose
-    network cannot initialise any configuration of the plans (3D into 2D, input channels no rule
-    maps), or an output name containing ``__`` (nnU-Net splits folder names on it).
+    ``train_subset``), in the same write. Every configuration the block names is previewed through
+    the trainers' transfer path first, so attach refuses what ``preview`` and training refuse.
+    Raises NnunetTransferError for a missing plans file, a checkpoint whose network cannot
+    initialise any configuration of the plans (3D into 2D, input channels no rule maps, no encoder
+    weight that loads or adapts), or an output name containing ``__`` (nnU-Net splits folder names
+    on it).
     """
     rules = rules or TransferRules()
     Strategy().with_options(strategy or {}, num_epochs=10 ** 9)  # types and signs; epochs checked at training
@@ -62,6 +67,9 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
         raise NnunetTransferError(
             f"Checkpoint {ckpt.path.name} holds a {dims}D network ({ckpt.configuration}) but plans '{plans_name}' of "
             f"{name} only have {', '.join(plans['configurations'])}: a 3D network cannot initialise a 2D one.")
+    loaded = load_checkpoint(ckpt.path)
+    for configuration in usable:  # the trainers' own transfer path: what training would refuse is refused now
+        preview(ckpt.path, name, plans_name, configuration, rules, loaded=loaded)
     out_name = output_plans_name or default_output_plans(plans_name, ckpt.source_dataset)
     if "__" in out_name or not PLANS_NAME.fullmatch(out_name):
         raise NnunetTransferError(f"Plans name {out_name!r} must use letters, digits, '_', '-', '.' and no '__'.")

@@ -26,11 +26,11 @@ def build_target_network(name: str, plans: dict, configuration: str):
 
 
 def preview(checkpoint: str | Path, target: int | str, plans_name: str, configuration: str,
-            rules: TransferRules | None = None) -> TransferReport:
+            rules: TransferRules | None = None, loaded: dict | None = None) -> TransferReport:
     """Build the target network as nnU-Net would (plans + dataset.json) and match the checkpoint
-    into it under ``rules`` through the trainers' own transfer path; nothing is written. Raises
-    NnunetTransferError as the trainer would."""
+    (``loaded``: its contents, already read) into it under ``rules`` through the trainers' own
+    transfer path; nothing is written. Raises NnunetTransferError as the trainer would."""
     name = resolve_dataset(target)
     network = build_target_network(name, load_plans(name, plans_name), configuration)
     return transfer_from_checkpoint(checkpoint, network, rules or TransferRules(),
-                                    f"the {configuration} network of {name}", apply=False)
+                                    f"the {configuration} network of {name}", apply=False, loaded=loaded)

@@ -18,16 +18,18 @@ from nnunet_transfer.transfer.rules import TransferRules
 
 
 def transfer_from_checkpoint(checkpoint: str | os.PathLike, model: nn.Module, rules: TransferRules,
-                             target_name: str = "the target network", apply: bool = True) -> TransferReport:
-    """Load ``checkpoint`` safely, decide ``load`` from its block when the rules leave it unset,
-    check it can initialise ``model`` and load what fits (``apply=False``: only report).
+                             target_name: str = "the target network", apply: bool = True,
+                             loaded: dict | None = None) -> TransferReport:
+    """Load ``checkpoint`` safely (or take its ``loaded`` contents), decide ``load`` from its block
+    when the rules leave it unset, check it can initialise ``model`` and load what fits
+    (``apply=False``: only report).
 
     Returns the TransferReport with the checkpoint path and its self-describing block. Raises
     NnunetTransferError for an unreadable or unsafe checkpoint, a 3D network into a 2D one,
-    input channels no rule maps, or (strict rules) encoder weights that do not load; the model
-    is unchanged when it raises.
+    input channels no rule maps, no encoder weight that loads or adapts (unless the rules allow
+    it), or (strict rules) any encoder weight that does not; the model is unchanged when it raises.
     """
-    loaded = load_checkpoint(checkpoint)
+    loaded = load_checkpoint(checkpoint) if loaded is None else loaded
     source = extract_state_dict(loaded)
     metadata = checkpoint_metadata(loaded)
     rules = rules.with_default_load(metadata)

@@ -164,16 +164,47 @@ def match_state_dict(source: Mapping[str, torch.Tensor], model: nn.Module, load:
     return TransferReport(records=records, unused_source=unused, load=load), updates
 
 
+def _sample(keys: Iterable[str], n: int = 3) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
+def require_encoder_transferred(report: TransferReport, source_keys: Iterable[str]) -> None:
+    """Raise TransferError when the report loads or adapts no encoder entry: such a transfer
+    leaves the encoder as initialised, and the fine-tuning would be training from scratch. The
+    message names the likely cause from what matched by name."""
+    encoder = [r for r in report.records if r.part == "encoder"]
+    if not encoder or any(r.status in (LOADED, ADAPTED) for r in encoder):
+        return
+    named = [r for r in encoder if r.source_key is not None]
+    target_keys = [r.name for r in encoder]
+    if not named:
+        cause = (f"no encoder key of the target exists in the checkpoint: another architecture or another key "
+                 f"layout (checkpoint keys: {_sample(source_keys)}; target encoder keys: {_sample(target_keys)})")
+    else:
+        first = named[0]
+        cause = (f"{len(named)} of {len(encoder)} encoder keys exist in the checkpoint but none fits "
+                 f"(e.g. {first.name}: {first.reason}): another network size or dimensionality")
+    raise TransferError(f"The checkpoint loads or adapts no encoder weight of the target ({len(encoder)} encoder "
+                        f"entries, 0 loaded, 0 adapted): {cause}. Fine-tuning from it would train from scratch. Use "
+                        f"a checkpoint of a network that fits, or pass --allow-no-encoder-weights (transfer "
+                        f"block: allow_no_encoder_weights = true) to accept it.")
+
+
 def transfer_weights(source: Mapping[str, torch.Tensor], model: nn.Module, load: str = "encoder+decoder",
                      strict: bool = False, adapters: Sequence[Adapter] = (),
-                     head_prefixes: Sequence[str] = HEAD_PREFIXES) -> TransferReport:
+                     head_prefixes: Sequence[str] = HEAD_PREFIXES,
+                     require_encoder: bool = False) -> TransferReport:
     """Load the matching source tensors into ``model`` in place and return the report.
 
     Parameters keep their identity (an optimizer built before still holds them). With
-    ``strict=True`` every selected encoder entry must be loaded or adapted, otherwise
-    TransferError lists the offending keys and shapes and the model is left unchanged.
+    ``strict=True`` every selected encoder entry must be loaded or adapted, with
+    ``require_encoder=True`` at least one; otherwise TransferError lists the offending keys and
+    shapes and the model is left unchanged.
     """
     report, updates = match_state_dict(source, model, load, adapters, head_prefixes)
+    if require_encoder:
+        require_encoder_transferred(report, source.keys())
     if strict:
         missing = [r for r in report.records if r.part == "encoder" and r.status not in (LOADED, ADAPTED)]
         if missing:
@@ -193,10 +224,15 @@ def transfer_with_rules(source: Mapping[str, torch.Tensor], model: nn.Module, ru
     """``transfer_weights`` with the adaptations the rules ask for (inflation, input channels,
     kernel size) and their load / strict settings."""
     return transfer_weights(source, model, load=rules.load or "encoder+decoder", strict=rules.strict,
-                            adapters=[make_adapter(unwrap_model(model), rules)])
+                            adapters=[make_adapter(unwrap_model(model), rules)],
+                            require_encoder=not rules.allow_no_encoder_weights)
 
 
 def preview_with_rules(source: Mapping[str, torch.Tensor], model: nn.Module, rules: TransferRules) -> TransferReport:
-    """What ``transfer_with_rules`` would do, without changing the model."""
-    return match_state_dict(source, model, rules.load or "encoder+decoder",
-                            [make_adapter(unwrap_model(model), rules)])[0]
+    """What ``transfer_with_rules`` would do, without changing the model; refuses what it refuses
+    for want of encoder weights (``strict`` is reported, not raised)."""
+    report = match_state_dict(source, model, rules.load or "encoder+decoder",
+                              [make_adapter(unwrap_model(model), rules)])[0]
+    if not rules.allow_no_encoder_weights:
+        require_encoder_transferred(report, source.keys())
+    return report

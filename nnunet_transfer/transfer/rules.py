@@ -18,7 +18,9 @@ class TransferRules:
     ``load``: which parts are loaded (heads never). ``input_channels``: N->1 ``sum`` / ``mean``
     (1->N always repeats and divides by N), ``tile`` for any N->M. ``inflation``: 2D->3D rule,
     ``average`` or ``center``. ``kernel``: kernel-size mismatch, ``crop`` or ``average``.
-    ``strict``: fail unless every encoder entry is loaded or adapted.
+    ``strict``: fail unless every encoder entry is loaded or adapted. ``allow_no_encoder_weights``:
+    accept a transfer that loads or adapts no encoder weight at all (otherwise an error: such a
+    fine-tuning would be training from scratch under another name).
     """
 
     load: str | None = None  # None: by the checkpoint (attach), encoder+decoder when matching tensors
@@ -26,6 +28,7 @@ class TransferRules:
     inflation: str = "average"
     kernel: str = "crop"
     strict: bool = False
+    allow_no_encoder_weights: bool = False
 
     def __post_init__(self) -> None:
         for name, allowed in (("load", LOAD_RULES + (None,)), ("input_channels", INPUT_CHANNEL_RULES),
@@ -33,8 +36,9 @@ class TransferRules:
             if getattr(self, name) not in allowed:
                 raise NnunetTransferError(f"transfer.{name} is {getattr(self, name)!r}; choose one of "
                                           f"{', '.join(a for a in allowed if a)}.")
-        if not isinstance(self.strict, bool):
-            raise NnunetTransferError(f"transfer.strict must be true or false, got {self.strict!r}.")
+        for name in ("strict", "allow_no_encoder_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise NnunetTransferError(f"transfer.{name} must be true or false, got {getattr(self, name)!r}.")
 
     def with_default_load(self, metadata: Mapping | None) -> "TransferRules":
         """These rules with ``load`` decided by the checkpoint's block (``default_load``) when unset."""

@@ -139,3 +139,40 @@ def test_decoder_stages_of_a_shallower_source_are_matched_by_resolution():
     mapping = align_decoder_stages(deeper, shallower)  # source: 3 stages, target: 2
     assert mapping["decoder.stages.0.convs.0.conv.weight"].startswith("unmatched-depth:")
     assert mapping["decoder.stages.1.convs.0.conv.weight"] == "decoder.stages.0.convs.0.conv.weight"
+
+
+def test_a_checkpoint_that_loads_no_encoder_weight_is_refused_unless_allowed():
+    """Another key layout (every name differs) and another network size (names match, shapes do
+    not): fine-tuning from either would train from scratch, so both are errors naming the cause."""
+    from nnunet_transfer.transfer.load import preview_with_rules, transfer_with_rules
+    from nnunet_transfer.transfer.rules import TransferRules
+    renamed = {"backbone." + k: v for k, v in _randomised(tiny_unet(3)).state_dict().items()}
+    target = tiny_unet(3)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    for apply in (transfer_with_rules, preview_with_rules):
+        with pytest.raises(TransferError, match=r"loads or adapts no encoder weight .* 0 loaded, 0 adapted\): no "
+                                                r"encoder key of the target exists in the checkpoint: another "
+                                                r"architecture or another key layout \(checkpoint keys: backbone\."):
+            apply(renamed, target, TransferRules())
+    assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())   # nothing was loaded
+    wider = _randomised(tiny_unet(3, features=(6, 10))).state_dict()
+    with pytest.raises(TransferError, match=r"encoder keys exist in the checkpoint but none fits \(e\.g\. encoder\."
+                                            r"stages\.0\.0\.convs\.0\.conv\.weight: shape mismatch.*another network "
+                                            r"size or dimensionality.*--allow-no-encoder-weights"):
+        preview_with_rules(wider, target, TransferRules())
+    report = transfer_with_rules(renamed, target, TransferRules(allow_no_encoder_weights=True))
+    assert report.counts().get(LOADED, 0) == 0 and report.counts().get(ADAPTED, 0) == 0
+    # one encoder weight is enough: a partly fitting network is reported, not refused
+    partly = dict(_randomised(tiny_unet(3)).state_dict())
+    partly = {k: v for k, v in partly.items() if not k.startswith("encoder.stages.1")} | \
+             {k: v for k, v in wider.items() if k.startswith("encoder.stages.1")}
+    assert transfer_with_rules(partly, tiny_unet(3), TransferRules()).counts()[LOADED] > 0
+
+
+def test_the_allowance_is_a_transfer_block_key():
+    from nnunet_transfer.plans_blocks import make_transfer_block
+    from nnunet_transfer.transfer.rules import TransferRules
+    block = make_transfer_block("x.pth", TransferRules(allow_no_encoder_weights=True))
+    assert block.block()["allow_no_encoder_weights"] is True and block.rules.allow_no_encoder_weights
+    with pytest.raises(NnunetTransferError, match="allow_no_encoder_weights must be true or false"):
+        TransferRules(allow_no_encoder_weights="yes")
