@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from nnunet_transfer.demo.menu import DATASET_OFFSETS as DEMO_DATASETS
 from nnunet_transfer.demo.menu import SOURCES as DEMO_SOURCES
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.names import (DEVICES, HEADER_TRANSFORMS, INFLATION_RULES, INPUT_CHANNEL_RULES, KERNEL_RULES,
-                                   LOAD_RULES, PRETRAINING_TASKS, SEGMENTATION_PRETRAINER)
+from nnunet_transfer.names import (DEFAULT_PLANNER, DEVICES, HEADER_TRANSFORMS, INFLATION_RULES, INPUT_CHANNEL_RULES,
+                                   KERNEL_RULES, LOAD_RULES, PLANNERS, PRETRAINING_TASKS, SEGMENTATION_PRETRAINER)
 from nnunet_transfer.plans_blocks import DEFAULT_PLANS, STRATEGY_KEYS
 
 # errors of the file system that are the user's to fix (a full disk, a read-only folder, a file
@@ -51,7 +51,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
     written = plan_shared(args.datasets[0], args.datasets[1:], args.plans, args.configurations, args.np,
                           run_preprocessing=not args.no_preprocess, clean=args.clean, verify=args.verify,
                           gpu_memory_target_in_gb=args.gpu_memory_target, schedule=_schedule(args),
-                          batch_size=args.batch_size, twin=args.twin_2d)
+                          batch_size=args.batch_size, twin=args.twin_2d, planner=args.planner)
     for name, path in written.items():
         print(f"{name}: {path}")
 
@@ -109,7 +109,7 @@ def cmd_preview(args: argparse.Namespace) -> None:
 def cmd_pretrain_then_plan(args: argparse.Namespace) -> None:
     from nnunet_transfer.pipeline import pretrain_then_plan
     result = pretrain_then_plan(args.source, args.targets, args.configuration, args.plans, args.trainer,
-                                _schedule(args), args.np, args.device)
+                                _schedule(args), args.np, args.device, planner=args.planner)
     print(f"checkpoint: {result.checkpoint}")
     for name, path in result.target_plans.items():
         print(f"{name}: {path}")
@@ -170,7 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-preprocess", action="store_true", help="write the plans only")
     p.add_argument("--clean", action="store_true", help="re-extract fingerprints that already exist")
     p.add_argument("--verify", action="store_true", help="run nnU-Net's dataset integrity check first")
-    p.add_argument("--gpu-memory-target", type=float, help="nnU-Net planner GPU memory target in GB (default 8)")
+    p.add_argument("--planner", default=DEFAULT_PLANNER, choices=PLANNERS,
+                   help="nnU-Net's experiment planner: ExperimentPlanner (plain U-Net, default) or a residual-encoder "
+                        "preset nnUNetPlannerResEncM / L / XL (nnU-Net's recommended presets)")
+    p.add_argument("--gpu-memory-target", type=float,
+                   help="planner GPU memory target in GB (default: the planner's, 8 / 8 / 24 / 40)")
     p.add_argument("--batch-size", type=int, help="shared batch size instead of nnU-Net's choice for the reference")
     p.add_argument("--twin-2d", action="store_true",
                    help="add 2d_twin: the 2D twin of the reference's 3d_fullres network, for 2D sources")
@@ -219,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="TRAINER", help="pretraining trainer: " + ", ".join(PRETRAINING_TASKS.values())
                    + " (default %(default)s)")
     p.add_argument("-np", type=int, default=_default_processes(), help="processes for fingerprint/preprocessing")
+    p.add_argument("--planner", default=DEFAULT_PLANNER, choices=PLANNERS,
+                   help="nnU-Net's experiment planner of the source (default ExperimentPlanner)")
     p.add_argument("--device", choices=DEVICES, help="default: cuda if available")
     _add_schedule(p)
     p.set_defaults(func=cmd_pretrain_then_plan)

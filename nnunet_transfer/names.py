@@ -63,6 +63,11 @@ KERNEL_RULES = ("crop", "average")
 # which NIfTI header transform places a file whose qform and sform disagree (convert --header-transform)
 HEADER_TRANSFORMS = ("sform", "qform")
 
+# nnU-Net's experiment planners by the names nnU-Net uses (-pl): its default (plain U-Net) and the
+# residual-encoder presets M / L / XL (GPU memory targets 8 / 24 / 40 GB); plan --planner, a study's planner
+PLANNERS = ("ExperimentPlanner", "nnUNetPlannerResEncM", "nnUNetPlannerResEncL", "nnUNetPlannerResEncXL")
+DEFAULT_PLANNER = "ExperimentPlanner"
+
 # evaluation: the challenge profiles (``evaluation/profiles.py`` defines them, a test keeps both in step) and
 # the normalised surface Dice tolerance used unless one is given
 EVALUATION_PROFILES = ("atlas2", "isbi2015", "msseg2016")

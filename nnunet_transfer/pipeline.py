@@ -8,7 +8,7 @@ from pathlib import Path
 from nnunet_transfer import nnunet_commands
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.layout import CHECKPOINT_FINAL, CHECKPOINT_LATEST, channel_names, resolve_dataset, results_folder
-from nnunet_transfer.names import SCRATCH_TRAINER, SEGMENTATION_PRETRAINER, STRATEGIES
+from nnunet_transfer.names import DEFAULT_PLANNER, SCRATCH_TRAINER, SEGMENTATION_PRETRAINER, STRATEGIES
 from nnunet_transfer.planning.attach import attach, default_output_plans
 from nnunet_transfer.planning.like_checkpoint import plan_like_checkpoint
 from nnunet_transfer.planning.shared import plan_shared
@@ -25,9 +25,10 @@ class PretrainThenPlanResult:
 def pretrain_then_plan(source: int | str, targets: Sequence[int | str], configuration: str, plans_name: str,
                        trainer: str = SEGMENTATION_PRETRAINER, schedule: dict | None = None, num_processes: int = 2,
                        device: str | None = None, log_dir: str | Path | None = None,
-                       progress: bool = True) -> PretrainThenPlanResult:
-    """Plan + preprocess ``source``, pretrain it with stock ``nnUNetv2_train ... all -tr trainer``,
-    plan + preprocess ``targets`` like the checkpoint, attach it to each target.
+                       progress: bool = True, planner: str = DEFAULT_PLANNER) -> PretrainThenPlanResult:
+    """Plan + preprocess ``source`` (with nnU-Net's ``planner``), pretrain it with stock
+    ``nnUNetv2_train ... all -tr trainer``, plan + preprocess ``targets`` like the checkpoint,
+    attach it to each target.
 
     Targets are checked before the (long) pretraining starts. A finished pretraining
     (``checkpoint_final.pth`` present) is not repeated.
@@ -41,7 +42,8 @@ def pretrain_then_plan(source: int | str, targets: Sequence[int | str], configur
                 f"{name} has {len(channel_names(name))} input channel(s) {list(channel_names(name).values())} but "
                 f"source {src} has {len(src_channels)} {list(src_channels.values())}; a network pretrained on the "
                 f"source cannot take the target's images. Nothing was planned or trained.")
-    plan_shared(src, [], plans_name, [configuration], num_processes, schedule=schedule, progress=progress)
+    plan_shared(src, [], plans_name, [configuration], num_processes, schedule=schedule, progress=progress,
+                planner=planner)
     out = results_folder(src, trainer, plans_name, configuration, "all")
     checkpoint = out / CHECKPOINT_FINAL
     if not checkpoint.is_file():

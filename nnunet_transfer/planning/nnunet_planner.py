@@ -16,6 +16,7 @@ from typing import Iterator
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.layout import DATASET_JSON, dataset_id, preprocessed_dir, raw_dir
+from nnunet_transfer.names import DEFAULT_PLANNER, PLANNERS
 from nnunet_transfer.planning.plans_file import load_plans
 
 
@@ -117,11 +118,21 @@ def _augmentation_workers_at_least_one() -> Iterator[None]:
             os.environ["nnUNet_n_proc_DA"] = old
 
 
-def plan_dataset(name: str, plans_name: str, gpu_memory_target_in_gb: float | None = None) -> dict:
-    """nnU-Net's ExperimentPlanner result for ``name``, without writing anything."""
+def planner_class(planner: str) -> type:
+    """nnU-Net's experiment planner class of that name (``names.PLANNERS``)."""
     from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+    from nnunetv2.experiment_planning.experiment_planners.residual_unets import residual_encoder_unet_planners
+    if planner not in PLANNERS:
+        raise NnunetTransferError(f"unknown planner {planner!r}; choose one of {', '.join(PLANNERS)}")
+    return ExperimentPlanner if planner == "ExperimentPlanner" else getattr(residual_encoder_unet_planners, planner)
 
-    class _InMemoryPlanner(ExperimentPlanner):
+
+def plan_dataset(name: str, plans_name: str, gpu_memory_target_in_gb: float | None = None,
+                 planner: str = DEFAULT_PLANNER) -> dict:
+    """The plans nnU-Net's ``planner`` (``ExperimentPlanner`` or a residual-encoder preset) makes
+    for ``name`` under ``plans_name``, without writing anything. ``gpu_memory_target_in_gb`` None:
+    the planner's own target (8 GB for the default and ResEnc M, 24 for L, 40 for XL)."""
+    class _InMemoryPlanner(planner_class(planner)):
         def save_plans(self, plans):  # we write plans ourselves, atomically, after sharing
             self.plans = plans
 
@@ -129,9 +140,9 @@ def plan_dataset(name: str, plans_name: str, gpu_memory_target_in_gb: float | No
     if gpu_memory_target_in_gb is not None:
         kwargs["gpu_memory_target_in_gb"] = gpu_memory_target_in_gb
     with quiet(), _augmentation_workers_at_least_one():
-        planner = _InMemoryPlanner(name, **kwargs)
-        plans = planner.plan_experiment()
-    plans["experiment_planner_used"] = "ExperimentPlanner"
+        instance = _InMemoryPlanner(name, **kwargs)
+        plans = instance.plan_experiment()
+    plans["experiment_planner_used"] = planner
     return plans
 
 

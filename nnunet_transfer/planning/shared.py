@@ -16,6 +16,7 @@ from tqdm import tqdm
 import nnunet_transfer
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.layout import resolve_dataset
+from nnunet_transfer.names import DEFAULT_PLANNER
 from nnunet_transfer.planning.nnunet_planner import ensure_fingerprint, one_worker_pool, plan_dataset, preprocess
 from nnunet_transfer.planning.plans_file import resolved_configuration, write_plans
 from nnunet_transfer.planning.twin import TWIN_CONFIGURATION, twin_2d
@@ -62,8 +63,13 @@ def plan_shared(reference: int | str, others: Sequence[int | str] = (), plans_na
                 configurations: Sequence[str] = ("2d", "3d_fullres"), num_processes: int = 2,
                 run_preprocessing: bool = True, clean: bool = False, verify: bool = False,
                 gpu_memory_target_in_gb: float | None = None, schedule: dict | TrainingSchedule | None = None,
-                batch_size: int | None = None, twin: bool = False, progress: bool = True) -> dict[str, Path]:
+                batch_size: int | None = None, twin: bool = False, progress: bool = True,
+                planner: str = DEFAULT_PLANNER) -> dict[str, Path]:
     """Plan ``reference`` with nnU-Net, give ``others`` its architecture, preprocess them all.
+
+    ``planner``: nnU-Net's experiment planner for every dataset, ``ExperimentPlanner`` (plain
+    U-Net) or a residual-encoder preset (``nnUNetPlannerResEncM`` / ``L`` / ``XL``); the shared
+    architecture is the reference's under that planner, recorded in the ``shared_plans`` block.
 
     ``twin`` adds the configuration ``2d_twin``: the 2D twin of the reference's ``3d_fullres``
     (same stages, features, in-plane kernels and strides; batch size of the reference's ``2d``)
@@ -77,11 +83,11 @@ def plan_shared(reference: int | str, others: Sequence[int | str] = (), plans_na
     """
     with one_worker_pool(num_processes):
         return _plan_shared(reference, others, plans_name, configurations, num_processes, run_preprocessing, clean,
-                            verify, gpu_memory_target_in_gb, schedule, batch_size, twin, progress)
+                            verify, gpu_memory_target_in_gb, schedule, batch_size, twin, progress, planner)
 
 
 def _plan_shared(reference, others, plans_name, configurations, num_processes, run_preprocessing, clean, verify,
-                 gpu_memory_target_in_gb, schedule, batch_size, twin, progress) -> dict[str, Path]:
+                 gpu_memory_target_in_gb, schedule, batch_size, twin, progress, planner) -> dict[str, Path]:
     ref = resolve_dataset(reference)
     names = [ref] + [n for n in dict.fromkeys(resolve_dataset(o) for o in others) if n != ref]
     schedule = parse_schedule(schedule or {}, "the schedule options")
@@ -93,7 +99,7 @@ def _plan_shared(reference, others, plans_name, configurations, num_processes, r
         steps.update()
 
     steps.set_postfix_str(f"plan {ref}")
-    ref_plans = plan_dataset(ref, plans_name, gpu_memory_target_in_gb)
+    ref_plans = plan_dataset(ref, plans_name, gpu_memory_target_in_gb, planner)
     unknown = [c for c in configurations if c not in ref_plans["configurations"]]
     if unknown:
         raise NnunetTransferError(
@@ -110,11 +116,11 @@ def _plan_shared(reference, others, plans_name, configurations, num_processes, r
             raise NnunetTransferError(f"--batch-size must be at least 1, got {batch_size}.")
         for cfg in template.values():
             cfg["batch_size"] = int(batch_size)
-    provenance = {"reference_dataset": ref, "nnunet_transfer_version": nnunet_transfer.__version__}
+    provenance = {"reference_dataset": ref, "planner": planner, "nnunet_transfer_version": nnunet_transfer.__version__}
 
     planned: dict[str, dict] = {}
     for name in names:
-        own = ref_plans if name == ref else plan_dataset(name, plans_name, gpu_memory_target_in_gb)
+        own = ref_plans if name == ref else plan_dataset(name, plans_name, gpu_memory_target_in_gb, planner)
         plans, missing = share_architecture(own, template, provenance)
         if not plans["configurations"]:
             raise NnunetTransferError(

@@ -4,6 +4,7 @@ Example::
 
     name = "transfer_study"
     configuration = "3d_fullres"          # or "2d"
+    planner = "ExperimentPlanner"         # or nnU-Net's residual-encoder presets nnUNetPlannerResEncM / L / XL
     folds = [0, 1, 2, 3, 4]
     strategies = ["finetune"]             # finetune | warmup | frozen_encoder | encoder_lr
     nnunet_root = "nnunet"                # optional: nnUNet_raw / _preprocessed / _results below this folder
@@ -41,8 +42,8 @@ from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, Validati
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.evaluation.profiles import PROFILES
-from nnunet_transfer.names import (DEVICES, DOMAINS, EVALUATION_PROFILES, NSD_TOLERANCE_MM, PRETRAINING_TASKS, SCRATCH,
-                                   STRATEGIES)
+from nnunet_transfer.names import (DEFAULT_PLANNER, DEVICES, DOMAINS, EVALUATION_PROFILES, NSD_TOLERANCE_MM, PLANNERS,
+                                   PRETRAINING_TASKS, SCRATCH, STRATEGIES)
 from nnunet_transfer.plans_blocks import DEFAULT_PLANS, StrategyOptions, TrainingSchedule
 from nnunet_transfer.planning.twin import TWIN_CONFIGURATION
 from nnunet_transfer.validation import StrictModel, first_problem
@@ -170,6 +171,9 @@ class StudyFile(StrictModel):
     num_processes: PositiveInt = 2
     batch_size: PositiveInt | None = None
     subset_seed: NonNegativeInt = 0
+    planner: Literal[PLANNERS] = Field(DEFAULT_PLANNER, description=(
+        "nnU-Net's experiment planner of the shared plans: ExperimentPlanner (plain U-Net) or a residual-encoder "
+        "preset nnUNetPlannerResEncM / L / XL"))
     launcher: LauncherSpec = LauncherSpec()
 
 
@@ -259,6 +263,7 @@ class Study:
     batch_size: int | None = None
     subset_seed: int = 0
     launcher: LauncherSpec = LauncherSpec()
+    planner: str = DEFAULT_PLANNER
 
     @property
     def twin(self) -> bool:
@@ -340,4 +345,4 @@ def load_study(path: str | Path) -> Study:
         reference=spec.reference, plans=spec.plans,
         nnunet_root=(root / spec.nnunet_root).resolve() if spec.nnunet_root is not None else None,
         device=spec.device, num_processes=spec.num_processes, batch_size=spec.batch_size,
-        subset_seed=spec.subset_seed, launcher=spec.launcher)
+        subset_seed=spec.subset_seed, launcher=spec.launcher, planner=spec.planner)

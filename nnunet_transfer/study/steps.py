@@ -252,7 +252,8 @@ def _plan(study: Study, step: Step) -> None:
     others = [d for d in dict.fromkeys(others) if d != reference]
     with _output_to(log_path(study, step)):  # nnU-Net's fingerprint / preprocessing progress, per dataset
         plan_shared(reference, others, study.plans, [study.configuration], study.num_processes,
-                    schedule=study.schedule, batch_size=study.batch_size, twin=study.twin, progress=False)
+                    schedule=study.schedule, batch_size=study.batch_size, twin=study.twin, progress=False,
+                    planner=study.planner)
     for target in study.targets:  # drawn and recorded before any training, refused early when too large
         if target.train_sizes:
             training_subsets(study, target)
