@@ -53,6 +53,7 @@ SCRATCH_TRAINER = "nnUNetTrainerFromScratch"
 
 # checkpoint block ``mode`` values
 MODE_SEGMENTATION, MODE_CLASSIFICATION, MODE_SELF_SUPERVISED = "segmentation", "classification", "self-supervised"
+MODE_NNSSL = "nnssl"  # a checkpoint pretrained by nnssl (OpenMind): its encoder is what it offers
 
 # transfer rules (plans ``transfer`` block, ``attach`` / ``preview`` options)
 LOAD_RULES = ("encoder", "encoder+decoder", "all-but-head")
@@ -87,6 +88,6 @@ def decoder_trained(mode: str | None, pretext: str | None) -> bool:
 
     Classification and the pooled-head pretexts (rotation, SimCLR) build the decoder but never
     train it; its weights are as initialised and not worth loading."""
-    if mode == MODE_CLASSIFICATION:
+    if mode in (MODE_CLASSIFICATION, MODE_NNSSL):  # nnssl: the encoder is what its adaptation plan offers
         return False
     return PRETEXTS[pretext].trains_decoder if pretext in PRETEXTS else True

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.transfer.nnssl import is_nnssl, nnssl_metadata, nnssl_state_dict
 
 METADATA_KEY = "nnunet_transfer"
 # Prefixes added by DistributedDataParallel ("module.") and torch.compile ("_orig_mod.").
@@ -90,9 +91,13 @@ def strip_wrapper_prefixes(key: str) -> str:
 def extract_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """Return the network state dict inside a checkpoint, with wrapper prefixes removed.
 
-    Accepts an nnU-Net checkpoint (``network_weights``), common ``state_dict`` / ``model``
-    containers, or a bare state dict. Raises NnunetTransferError if none is found.
+    Accepts an nnU-Net checkpoint (``network_weights``), an nnssl checkpoint (its SparK copies
+    repaired, its encoder named as in nnU-Net's U-Nets; :mod:`nnunet_transfer.transfer.nnssl`),
+    common ``state_dict`` / ``model`` containers, or a bare state dict. Raises
+    NnunetTransferError if none is found.
     """
+    if is_nnssl(checkpoint):
+        return nnssl_state_dict(checkpoint, nnssl_metadata(checkpoint))
     if checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
         state = checkpoint
     else:
@@ -108,7 +113,11 @@ def extract_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]
     return cleaned
 
 
-def checkpoint_metadata(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The self-describing block of a pretraining checkpoint of ours, or None."""
+def checkpoint_metadata(checkpoint: Mapping[str, Any], path: str = "the checkpoint") -> dict[str, Any] | None:
+    """The self-describing block of a pretraining checkpoint of ours, the same block read from an
+    nnssl checkpoint's adaptation plan (``mode`` ``nnssl``), or None. Raises NnunetTransferError
+    for an nnssl checkpoint we cannot use (see ``nnssl.nnssl_metadata``)."""
+    if is_nnssl(checkpoint):
+        return nnssl_metadata(checkpoint, path)
     meta = checkpoint.get(METADATA_KEY)
     return dict(meta) if isinstance(meta, Mapping) else None

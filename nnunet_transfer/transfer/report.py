@@ -71,6 +71,9 @@ class TransferReport:
                  + ", ".join(f"{n} {s}" for s, n in self.counts().items())]
         for part, counts in self.counts_by_part().items():
             lines.append(f"  {part}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        for citation in (self.source_metadata or {}).get("citations") or []:  # nnssl checkpoints name their papers
+            papers = citation.get("apa_citations") or citation.get("bibtex_citations") or []
+            lines.append(f"  cite ({citation.get('type', '?')} '{citation.get('name', '?')}'): " + "; ".join(papers))
         odd = [r for r in self.records if r.status not in (LOADED,)]
         for r in odd[:max_lines]:
             detail = r.how or r.reason or ""
