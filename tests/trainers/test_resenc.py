@@ -124,11 +124,11 @@ def test_the_2d_twin_of_a_residual_encoder_network_inflates_into_it(folders):
     assert convs and all(r.status == "adapted" and "inflated 2D->3D" in r.how for r in convs)
 
 
-@pytest.mark.parametrize("trainer_name", ["nnUNetTrainerPretrainModelsGenesis", "nnUNetTrainerPretrainRotation",
-                                          "nnUNetTrainerPretrainSimCLR"])
+@pytest.mark.parametrize("trainer_name", ["nnUNetTrainerPretrainModelsGenesis", "nnUNetTrainerPretrainSimCLR"])
 def test_self_supervised_pretexts_train_a_residual_encoder_network(resenc_plans, trainer_name):
-    """The reconstruction pretexts use the whole U-Net, rotation and SimCLR pool the encoder's
-    stages into a head: one training step each on a real batch."""
+    """The reconstruction pretexts use the whole U-Net (Models Genesis here), the pooled-head ones
+    (rotation, SimCLR) pool the encoder's stages into a head (SimCLR here): one training step each
+    on a real batch."""
     from nnunet_transfer.trainers import pretrain_ssl
     trainer = _trainer(getattr(pretrain_ssl, trainer_name), SOURCE, resenc_plans, fold="all")
     trainer.on_train_start()
