@@ -18,6 +18,7 @@ from nnunet_transfer.planning.plans_file import load_plans, write_plans
 from nnunet_transfer.planning.preview import preview
 from nnunet_transfer.plans_blocks import TRANSFER_KEY, Strategy, make_transfer_block, update_schedule
 from nnunet_transfer.transfer.checkpoint import load_checkpoint
+from nnunet_transfer.transfer.load import TransferError
 from nnunet_transfer.transfer.rules import TransferRules
 
 PLANS_NAME = re.compile(r"[A-Za-z0-9_\-.]+")
@@ -46,8 +47,9 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
     checkpoint: ``encoder`` when its decoder never trained, else ``encoder+decoder``) and
     ``strategy`` (any of ``warmup_epochs``, ``frozen_encoder_epochs``, ``encoder_lr_factor``) go
     into the block; ``schedule`` keys replace those of the plans' ``training_schedule`` (a study's
-    ``train_subset``), in the same write. Every configuration the block names is previewed through
-    the trainers' transfer path first, so attach refuses what ``preview`` and training refuse.
+    ``train_subset``), in the same write. Every configuration is previewed through the trainers'
+    transfer path first: one that would load no encoder weight is left out of the block's
+    ``configurations``, and when that is every one, attach raises ``preview``'s error.
     Raises NnunetTransferError for a missing plans file, a checkpoint whose network cannot
     initialise any configuration of the plans (3D into 2D, input channels no rule maps, no encoder
     weight that loads or adapts), or an output name containing ``__`` (nnU-Net splits folder names
@@ -68,8 +70,15 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
             f"Checkpoint {ckpt.path.name} holds a {dims}D network ({ckpt.configuration}) but plans '{plans_name}' of "
             f"{name} only have {', '.join(plans['configurations'])}: a 3D network cannot initialise a 2D one.")
     loaded = load_checkpoint(ckpt.path)
+    refused: dict[str, TransferError] = {}
     for configuration in usable:  # the trainers' own transfer path: what training would refuse is refused now
-        preview(ckpt.path, name, plans_name, configuration, rules, loaded=loaded)
+        try:
+            preview(ckpt.path, name, plans_name, configuration, rules, loaded=loaded)
+        except TransferError as e:  # no encoder weight loads into this configuration's network
+            refused[configuration] = e
+    if len(refused) == len(usable):
+        raise next(iter(refused.values()))
+    usable = [c for c in usable if c not in refused]
     out_name = output_plans_name or default_output_plans(plans_name, ckpt.source_dataset)
     if "__" in out_name or not PLANS_NAME.fullmatch(out_name):
         raise NnunetTransferError(f"Plans name {out_name!r} must use letters, digits, '_', '-', '.' and no '__'.")

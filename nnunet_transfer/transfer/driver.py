@@ -12,7 +12,7 @@ from torch import nn
 
 from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, extract_state_dict, load_checkpoint
 from nnunet_transfer.transfer.compat import check_compatible
-from nnunet_transfer.transfer.load import preview_with_rules, transfer_with_rules
+from nnunet_transfer.transfer.load import TransferError, preview_with_rules, transfer_with_rules
 from nnunet_transfer.transfer.report import TransferReport
 from nnunet_transfer.transfer.rules import TransferRules
 
@@ -34,7 +34,10 @@ def transfer_from_checkpoint(checkpoint: str | os.PathLike, model: nn.Module, ru
     metadata = checkpoint_metadata(loaded)
     rules = rules.with_default_load(metadata)
     check_compatible(source, model, f"Checkpoint {checkpoint}", target_name, rules)
-    report = (transfer_with_rules if apply else preview_with_rules)(source, model, rules)
+    try:
+        report = (transfer_with_rules if apply else preview_with_rules)(source, model, rules)
+    except TransferError as e:
+        raise TransferError(f"Checkpoint {checkpoint} into {target_name}: {e}") from None
     report.checkpoint = str(checkpoint)
     report.source_metadata = metadata
     return report
