@@ -20,7 +20,7 @@ ALLOWED = {
     "pretext": {"errors"},
     "plans_blocks": {"errors", "names", "transfer", "validation"},
     "trainers": {"errors", "io", "layout", "names", "plans_blocks", "pretext", "transfer"},
-    "planning": {"errors", "io", "layout", "plans_blocks", "transfer"},
+    "planning": {"errors", "io", "layout", "names", "plans_blocks", "transfer"},
     "conversion": {"errors", "io", "layout", "names", "nifti", "processes"},
     "evaluation": {"errors", "io", "names", "nifti", "processes"},
     "nnunet_commands": {"environment", "errors", "processes"},
