@@ -2,14 +2,12 @@
 schedule from the plans, optimizer groups, freezing at epoch boundaries, the transfer (the same
 report as ``preview``), the self-describing checkpoint, the skipped final validation."""
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
 from nnunetv2.run.run_training import get_trainer_from_args
 
-from nnunet_transfer.environment import ext_trainer_value
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.planning.plans_file import load_plans, write_plans
 from nnunet_transfer.planning.preview import preview
@@ -19,17 +17,9 @@ from nnunet_transfer.trainers.finetune import (REPORT_FILE, nnUNetTrainerFinetun
 from nnunet_transfer.trainers.pretrain_segmentation import nnUNetTrainerPretrainSegmentation
 from nnunet_transfer.transfer.checkpoint import METADATA_KEY, load_checkpoint
 from nnunet_transfer.transfer.load import canonical_entries, model_part
-from tests.conftest import use_folders
 
 SOURCE, TARGET = "Dataset901_DemoMRISegSource", "Dataset911_DemoStroke"
 pytestmark = pytest.mark.xdist_group("planned_tiny")  # one worker plans the session's tiny datasets
-
-
-@pytest.fixture
-def folders(planned_tiny, monkeypatch):
-    use_folders(monkeypatch, planned_tiny)
-    monkeypatch.setenv("nnUNet_extTrainer", ext_trainer_value(os.environ.get("nnUNet_extTrainer")))
-    return planned_tiny
 
 
 def _trainer(cls, dataset, plans_name, fold=0):
@@ -46,9 +36,9 @@ def _plans_with(dataset, name, **blocks):
     return name
 
 
-def _source_checkpoint(tmp_path, mode="segmentation", pretext=None):
+def _source_checkpoint(tmp_path, mode="segmentation", pretext=None, plans="TinyPlans"):
     """A checkpoint of the source's own network, randomised, with our block saying how it was pretrained."""
-    trainer = _trainer(nnUNetTrainerPretrainSegmentation, SOURCE, "TinyPlans", fold="all")
+    trainer = _trainer(nnUNetTrainerPretrainSegmentation, SOURCE, plans, fold="all")
     torch.manual_seed(1)
     with torch.no_grad():
         for p in trainer.network.parameters():

@@ -2,14 +2,11 @@
 twin), pretraining and fine-tuning trainers, the transfer rules. In-process, on the session's
 tiny planned datasets."""
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
-from nnunetv2.run.run_training import get_trainer_from_args
 
-from nnunet_transfer.environment import ext_trainer_value
 from nnunet_transfer.layout import plans_path
 from nnunet_transfer.planning.nnunet_planner import plan_dataset
 from nnunet_transfer.planning.plans_file import load_plans, resolved_configuration, write_plans
@@ -17,21 +14,14 @@ from nnunet_transfer.planning.preview import preview
 from nnunet_transfer.planning.shared import plan_shared
 from nnunet_transfer.planning.twin import twin_2d
 from nnunet_transfer.trainers.finetune import REPORT_FILE, nnUNetTrainerFinetune, nnUNetTrainerFinetuneFrozenEncoder
-from nnunet_transfer.trainers.pretrain_segmentation import nnUNetTrainerPretrainSegmentation
 from nnunet_transfer.transfer.load import model_part, transfer_with_rules
 from nnunet_transfer.transfer.rules import TransferRules
-from tests.conftest import use_folders
+from nnunet_transfer.transfer.checkpoint import load_checkpoint
+from tests.trainers.test_hooks import _source_checkpoint, _trainer
 
 SOURCE, TARGET = "Dataset901_DemoMRISegSource", "Dataset911_DemoStroke"
 RESENC = "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
 pytestmark = pytest.mark.xdist_group("planned_tiny")  # one worker plans the session's tiny datasets
-
-
-@pytest.fixture
-def folders(planned_tiny, monkeypatch):
-    use_folders(monkeypatch, planned_tiny)
-    monkeypatch.setenv("nnUNet_extTrainer", ext_trainer_value(os.environ.get("nnUNet_extTrainer")))
-    return planned_tiny
 
 
 @pytest.fixture
@@ -49,12 +39,6 @@ def resenc_plans(folders):
     return "TinyResEnc"
 
 
-def _trainer(cls, dataset, plans_name, fold=0):
-    trainer = get_trainer_from_args(dataset, "2d", fold, cls.__name__, plans_name, device=torch.device("cpu"))
-    trainer.initialize()
-    return trainer
-
-
 def test_shared_plans_by_a_residual_encoder_preset(resenc_plans):
     plans = {name: load_plans(name, resenc_plans) for name in (SOURCE, TARGET)}
     architectures = [p["configurations"]["2d"]["architecture"] for p in plans.values()]
@@ -67,14 +51,9 @@ def test_shared_plans_by_a_residual_encoder_preset(resenc_plans):
 
 
 def test_pretrain_then_fine_tune_a_residual_encoder_network(resenc_plans, tmp_path):
-    source = _trainer(nnUNetTrainerPretrainSegmentation, SOURCE, resenc_plans, fold="all")
-    assert type(source.network).__name__ == "ResidualEncoderUNet"
-    torch.manual_seed(2)
-    with torch.no_grad():
-        for p in source.network.parameters():
-            p.copy_(torch.randn_like(p))
-    checkpoint = tmp_path / "resenc.pth"
-    source.save_checkpoint(str(checkpoint))
+    checkpoint = _source_checkpoint(tmp_path, plans=resenc_plans)
+    source = load_checkpoint(checkpoint)
+    assert source["nnunet_transfer"]["architecture"]["network_class_name"].endswith("ResidualEncoderUNet")
     plans = load_plans(TARGET, resenc_plans)
     plans.update(plans_name="TinyResEncFT", transfer={"checkpoint": str(checkpoint)})
     plans_path(TARGET, "TinyResEncFT").write_text(json.dumps(plans))
@@ -89,7 +68,7 @@ def test_pretrain_then_fine_tune_a_residual_encoder_network(resenc_plans, tmp_pa
     assert {p["status"] for p in report["parameters"] if p["part"] == "decoder"} == {"loaded"}
     state = trainer.network.state_dict()
     assert torch.equal(state["encoder.stem.convs.0.conv.weight"],
-                       source.network.state_dict()["encoder.stem.convs.0.conv.weight"])
+                       source["network_weights"]["encoder.stem.convs.0.conv.weight"])
 
 
 def test_frozen_encoder_freezes_the_stem_and_every_residual_block(resenc_plans):
