@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from nnunet_transfer.evaluation.lesions import LesionOverlap, detected_by_coverage, lesion_overlap
-from nnunet_transfer.evaluation.metrics import VoxelCounts, voxel_counts
+from nnunet_transfer.evaluation.metrics import dice_from_counts, voxel_counts, voxel_volume_ml
 
 
 @dataclass(frozen=True)
@@ -66,15 +66,9 @@ def atlas2_metrics(reference: np.ndarray, prediction: np.ndarray, spacing: tuple
     scorer counts voxels."""
     counts = voxel_counts(reference, prediction)
     overlap = lesion_overlap(reference, prediction, ATLAS_CONNECTIVITY)
-    tp = int(detected_by_coverage(overlap).sum())
-    fn = overlap.n_ref - tp
-    fp = overlap.n_pred - len(np.unique(overlap.pair_pred))
-    denominator = 2 * counts.TP + counts.FP + counts.FN
-    f1_denominator = tp + (fp + fn) / 2
-    return {"Dice": 1.0 if denominator == 0 else 2 * counts.TP / denominator,
-            "volume_difference": float(abs(counts.n_pred - counts.n_ref)),
-            "simple_lesion_count": float(abs(overlap.n_pred - overlap.n_ref)),
-            "lesionwise_F1": 1.0 if f1_denominator == 0 else tp / f1_denominator}
+    match = overlap.count(detected_by_coverage(overlap))  # any-voxel overlap: FP = predicted lesions touching none
+    return {"Dice": dice_from_counts(counts), "volume_difference": float(abs(counts.n_pred - counts.n_ref)),
+            "simple_lesion_count": float(match.count_difference), "lesionwise_F1": match.f1}
 
 
 # ---------------------------------------------------------------------------- ISBI 2015
@@ -93,13 +87,12 @@ def isbi2015_metrics(reference: np.ndarray, prediction: np.ndarray, spacing: tup
     overlapping no reference voxel / predicted lesions. A ratio with a zero denominator is NaN,
     except Dice, which is 1 when both masks are empty. Also ``volume_ml`` (the reference and
     predicted volumes feed the folder's volume correlation)."""
-    counts: VoxelCounts = voxel_counts(reference, prediction)
+    counts = voxel_counts(reference, prediction)
     overlap = lesion_overlap(reference, prediction, ISBI_CONNECTIVITY)
-    hit = int(detected_by_coverage(overlap).sum())
-    false_lesions = overlap.n_pred - len(np.unique(overlap.pair_pred))
-    voxel_ml = float(np.prod(spacing)) / 1000.0
-    denominator = 2 * counts.TP + counts.FP + counts.FN
-    return {"Dice": 1.0 if denominator == 0 else 2 * counts.TP / denominator,
+    match = overlap.count(detected_by_coverage(overlap))
+    hit, false_lesions = match.detected, match.false_positives
+    voxel_ml = voxel_volume_ml(spacing)
+    return {"Dice": dice_from_counts(counts),
             "PPV": _ratio(counts.TP, counts.n_pred), "TPR": _ratio(counts.TP, counts.n_ref),
             "LTPR": _ratio(hit, overlap.n_ref), "LFPR": _ratio(false_lesions, overlap.n_pred),
             "VD": _ratio(abs(counts.n_pred - counts.n_ref), counts.n_ref),
