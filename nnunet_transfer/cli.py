@@ -12,7 +12,8 @@ from nnunet_transfer.demo.menu import DATASET_OFFSETS as DEMO_DATASETS
 from nnunet_transfer.demo.menu import SOURCES as DEMO_SOURCES
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.names import (DEFAULT_PLANNER, DEVICES, HEADER_TRANSFORMS, INFLATION_RULES, INPUT_CHANNEL_RULES,
-                                   KERNEL_RULES, LOAD_RULES, PLANNERS, PRETRAINING_TASKS, SEGMENTATION_PRETRAINER)
+                                   KERNEL_RULES, LOAD_RULES, PLANNERS, PRETRAINING_TASKS, SEGMENTATION_PRETRAINER,
+                                   UNMAPPED_CHANNEL_RULES)
 from nnunet_transfer.plans_blocks import DEFAULT_PLANS, STRATEGY_KEYS
 
 # errors of the file system that are the user's to fix (a full disk, a read-only folder, a file
@@ -60,15 +61,44 @@ def cmd_plan_like_checkpoint(args: argparse.Namespace) -> None:
     from nnunet_transfer.planning.like_checkpoint import plan_like_checkpoint
     written = plan_like_checkpoint(args.checkpoint, args.datasets, args.plans, args.configuration, args.np,
                                    run_preprocessing=not args.no_preprocess, clean=args.clean,
-                                   schedule=_schedule(args))
+                                   schedule=_schedule(args), rules=_rules(args))
     for name, path in written.items():
         print(f"{name}: {path}")
 
 
+def _name_map(values: list[str] | None, option: str) -> str | dict[str, str] | None:
+    """``--channel-map`` / ``--keep-classes`` values: ``auto`` or TARGET=SOURCE pairs."""
+    if not values:
+        return None
+    if values == ["auto"]:
+        return "auto"
+    pairs = [v.split("=", 1) for v in values]
+    bad = [v for v, p in zip(values, pairs) if len(p) != 2 or not p[0].strip() or not p[1].strip()]
+    if bad:
+        raise NnunetTransferError(f"{option} takes 'auto' or TARGET=SOURCE pairs (names or indices), got {bad[0]!r}.")
+    return {t.strip(): s.strip() for t, s in pairs}
+
+
 def _rules(args: argparse.Namespace):
     from nnunet_transfer.transfer.rules import TransferRules
-    return TransferRules(load=args.load, input_channels=args.input_channels, inflation=args.inflation,
-                         kernel=args.kernel, strict=args.strict, allow_no_encoder_weights=args.allow_no_encoder_weights)
+    return TransferRules(load=getattr(args, "load", None), input_channels=args.input_channels,
+                         inflation=getattr(args, "inflation", "average"), kernel=getattr(args, "kernel", "crop"),
+                         strict=getattr(args, "strict", False),
+                         allow_no_encoder_weights=getattr(args, "allow_no_encoder_weights", False),
+                         channel_map=_name_map(args.channel_map, "--channel-map"),
+                         unmapped_channels=args.unmapped_channels,
+                         keep_classes=_name_map(getattr(args, "keep_classes", None), "--keep-classes"))
+
+
+def _add_channel_rules(g) -> None:
+    g.add_argument("--input-channels", default="sum", choices=INPUT_CHANNEL_RULES,
+                   help="N->1 input channels: sum (default) or mean; tile for any N->M (1->N always repeats / N)")
+    g.add_argument("--channel-map", nargs="+", metavar="TARGET=SOURCE",
+                   help="feed target input channels from checkpoint channels by name or index (e.g. T1=T1 "
+                        "FLAIR=T1), or 'auto' (same names); replaces --input-channels")
+    g.add_argument("--unmapped-channels", default="zero", choices=UNMAPPED_CHANNEL_RULES,
+                   help="target channels --channel-map leaves out: zero weights (default), the mean of the "
+                        "checkpoint's channels, or random initialisation")
 
 
 def _add_rules(p: argparse.ArgumentParser) -> None:
@@ -76,8 +106,10 @@ def _add_rules(p: argparse.ArgumentParser) -> None:
     g.add_argument("--load", choices=LOAD_RULES,
                    help="which part of the network to load (heads never); default: encoder for classification, "
                         "rotation and contrastive checkpoints, else encoder+decoder")
-    g.add_argument("--input-channels", default="sum", choices=INPUT_CHANNEL_RULES,
-                   help="N->1 input channels: sum (default) or mean; tile for any N->M (1->N always repeats / N)")
+    _add_channel_rules(g)
+    g.add_argument("--keep-classes", nargs="+", metavar="TARGET=SOURCE",
+                   help="keep the head rows of classes both have, by label name or value (e.g. liver=liver), or "
+                        "'auto' (same names); the other rows are initialised. Needs the decoder loaded")
     g.add_argument("--inflation", default="average", choices=INFLATION_RULES,
                    help="2D->3D kernel inflation (default average)")
     g.add_argument("--kernel", default="crop", choices=KERNEL_RULES,
@@ -189,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-np", type=int, default=_default_processes(), help="processes for fingerprint/preprocessing")
     p.add_argument("--no-preprocess", action="store_true", help="write the plans only")
     p.add_argument("--clean", action="store_true", help="re-extract fingerprints that already exist")
+    _add_channel_rules(p.add_argument_group("input channels the checkpoint must feed (as attach will map them)"))
     _add_schedule(p)
     p.set_defaults(func=cmd_plan_like_checkpoint)
 

@@ -60,6 +60,8 @@ LOAD_RULES = ("encoder", "encoder+decoder", "all-but-head")
 INPUT_CHANNEL_RULES = ("sum", "mean", "tile")
 INFLATION_RULES = ("average", "center")
 KERNEL_RULES = ("crop", "average")
+# input channels a channel_map leaves unmapped: zero weights, the mean of the source channels, or random init
+UNMAPPED_CHANNEL_RULES = ("zero", "mean", "random")
 
 # which NIfTI header transform places a file whose qform and sform disagree (convert --header-transform)
 HEADER_TRANSFORMS = ("sform", "qform")

@@ -17,13 +17,14 @@ parsers from here. A block that does not parse is one NnunetTransferError naming
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError, create_model
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.names import INFLATION_RULES, INPUT_CHANNEL_RULES, KERNEL_RULES, LOAD_RULES, PRETEXTS
+from nnunet_transfer.names import (INFLATION_RULES, INPUT_CHANNEL_RULES, KERNEL_RULES, LOAD_RULES, PRETEXTS,
+                                   UNMAPPED_CHANNEL_RULES)
 from nnunet_transfer.transfer.rules import TransferRules
 from nnunet_transfer.validation import StrictModel, first_problem
 
@@ -35,6 +36,7 @@ SHARED_PLANS_KEY = "shared_plans"
 SHARED_KEYS = ("architecture", "patch_size", "batch_size")  # what shared plans copy between datasets
 FINAL_VALIDATION = ("auto", "always", "never")
 STRATEGY_KEYS = ("warmup_epochs", "frozen_encoder_epochs", "encoder_lr_factor")
+RULE_KEYS = tuple(f.name for f in fields(TransferRules))
 
 
 def _parse(model: type[StrictModel], data: Any, key: str, where: str) -> Any:
@@ -152,12 +154,13 @@ class TransferBlock(StrategyOptions):
     kernel: Literal[KERNEL_RULES] = "crop"
     strict: bool = False
     allow_no_encoder_weights: bool = False
+    channel_map: Literal["auto"] | dict[str, str | None] | None = None
+    unmapped_channels: Literal[UNMAPPED_CHANNEL_RULES] = "zero"
+    keep_classes: Literal["auto"] | dict[str, str | None] | None = None
 
     @property
     def rules(self) -> TransferRules:
-        return TransferRules(load=self.load, input_channels=self.input_channels, inflation=self.inflation,
-                             kernel=self.kernel, strict=self.strict,
-                             allow_no_encoder_weights=self.allow_no_encoder_weights)
+        return TransferRules(**{k: getattr(self, k) for k in RULE_KEYS})
 
     def strategy(self, defaults: Strategy, num_epochs: int) -> Strategy:
         return defaults.with_options(StrategyOptions(**{k: getattr(self, k) for k in STRATEGY_KEYS}), num_epochs)

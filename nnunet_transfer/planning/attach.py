@@ -59,7 +59,7 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
     Strategy().with_options(strategy or {}, num_epochs=10 ** 9)  # types and signs; epochs checked at training
     name = resolve_dataset(target)
     ckpt = describe_checkpoint(checkpoint, allow_bare=True)  # a bare state dict of a compatible network works
-    check_channels(ckpt, name, rules.input_channels)
+    check_channels(ckpt, name, rules)
     rules = rules.with_default_load(ckpt.metadata)
     plans = load_plans(name, plans_name)
     dims = len(ckpt.configuration_dict["patch_size"])

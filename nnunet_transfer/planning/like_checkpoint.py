@@ -17,6 +17,8 @@ from nnunet_transfer.planning.shared import share_architecture, with_schedule
 from nnunet_transfer.plans_blocks import SHARED_KEYS, TrainingSchedule, parse_schedule
 from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, extract_state_dict, load_checkpoint
 from nnunet_transfer.transfer.compat import check_channels_adaptable
+from nnunet_transfer.transfer.mapping import channel_names_of, resolve_mapping
+from nnunet_transfer.transfer.rules import TransferRules
 
 
 @dataclass(frozen=True)
@@ -79,34 +81,42 @@ def check_configuration(ckpt: CheckpointPlan, configuration: str | None) -> str:
     return configuration
 
 
-def check_channels(ckpt: CheckpointPlan, dataset: str, rule: str | None = None) -> None:
-    """Refuse a target whose input channel count differs from the checkpoint's, unless an
-    input-channel ``rule`` maps one to the other."""
+def check_channels(ckpt: CheckpointPlan, dataset: str, rules: TransferRules | None = None) -> None:
+    """Refuse a target whose input channels the checkpoint's cannot feed: a ``channel_map``
+    naming a channel that does not exist on either side, or, without one, a channel count that
+    the ``input_channels`` rule does not map (N->1 sum / mean, 1->N, tile)."""
+    rules = rules or TransferRules()
     channels = channel_names(dataset)
+    if rules.channel_map is not None:
+        source = channel_names_of({"channel_names": ckpt.channel_names}) if ckpt.channel_names else (
+            {i: str(i) for i in range(ckpt.input_channels)} if ckpt.input_channels else None)
+        resolve_mapping(rules.channel_map, source, {int(k): v for k, v in channels.items()},
+                        f"channel_map of checkpoint {ckpt.path.name} into {dataset}")
+        return
     if ckpt.input_channels is None or len(channels) == ckpt.input_channels:
         return
     what = (f"{dataset} has {len(channels)} input channel(s) {list(channels.values())} but checkpoint "
             f"{ckpt.path.name} was trained on {ckpt.input_channels} {list((ckpt.channel_names or {}).values())}")
-    if rule is None:
-        raise NnunetTransferError(f"{what}. The network's first layer cannot be shared without an input-channel "
-                                  f"rule (--input-channels sum|mean|tile).")
-    check_channels_adaptable(ckpt.input_channels, len(channels), rule, what)
+    check_channels_adaptable(ckpt.input_channels, len(channels), rules.input_channels,
+                             f"{what} (map channels by name with --channel-map)")
 
 
 def plan_like_checkpoint(checkpoint: str | Path, targets: Sequence[int | str], plans_name: str,
                          configuration: str | None = None, num_processes: int = 2,
                          run_preprocessing: bool = True, clean: bool = False,
-                         schedule: dict | TrainingSchedule | None = None, progress: bool = True) -> dict[str, Path]:
+                         schedule: dict | TrainingSchedule | None = None, progress: bool = True,
+                         rules: TransferRules | None = None) -> dict[str, Path]:
     """Plan and preprocess ``targets`` with the checkpoint's architecture, patch and batch size.
 
-    Every target is checked (dataset exists, channel count, dimensionality) before anything is
-    written. Returns dataset name -> plans file.
+    Every target is checked (dataset exists, dimensionality, input channels the checkpoint can
+    feed under ``rules``: its ``input_channels`` rule or ``channel_map``, as ``attach`` will) before
+    anything is written. Returns dataset name -> plans file.
     """
     ckpt = describe_checkpoint(checkpoint)
     cfg_name = check_configuration(ckpt, configuration)
     names = list(dict.fromkeys(resolve_dataset(t) for t in targets))
     for name in names:
-        check_channels(ckpt, name)
+        check_channels(ckpt, name, rules)
     schedule = parse_schedule(schedule or {}, "the schedule options")
     template = {cfg_name: {k: ckpt.configuration_dict[k] for k in SHARED_KEYS}}
     provenance = {"reference_checkpoint": str(ckpt.path), "reference_dataset": ckpt.source_dataset,

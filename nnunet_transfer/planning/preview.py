@@ -33,4 +33,5 @@ def preview(checkpoint: str | Path, target: int | str, plans_name: str, configur
     name = resolve_dataset(target)
     network = build_target_network(name, load_plans(name, plans_name), configuration)
     return transfer_from_checkpoint(checkpoint, network, rules or TransferRules(),
-                                    f"the {configuration} network of {name}", apply=False, loaded=loaded)
+                                    f"the {configuration} network of {name}", apply=False, loaded=loaded,
+                                    target_json=read_json(preprocessed_dir(name) / DATASET_JSON))

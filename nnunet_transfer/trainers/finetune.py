@@ -74,7 +74,8 @@ class nnUNetTrainerFinetune(TransferTrainerBase):
         """Load the block's checkpoint into the network (the path ``preview`` shows) and write the report."""
         block = self.transfer_block()
         report = transfer_from_checkpoint(block.checkpoint, self.network, block.rules,
-                                          f"the {self.configuration_name} network of {self.plans_manager.dataset_name}")
+                                          f"the {self.configuration_name} network of {self.plans_manager.dataset_name}",
+                                          target_json=self.dataset_json)
         if self.local_rank == 0:
             write_json_atomic(report.to_dict(), join(self.output_folder, REPORT_FILE))
         self.print_to_log_file(report.summary())

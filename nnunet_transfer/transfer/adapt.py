@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.names import INFLATION_RULES, INPUT_CHANNEL_RULES, KERNEL_RULES
+from nnunet_transfer.names import INFLATION_RULES, INPUT_CHANNEL_RULES, KERNEL_RULES, UNMAPPED_CHANNEL_RULES
 
 
 def adapt_input_channels(weight: torch.Tensor, channels: int, rule: str = "sum") -> tuple[torch.Tensor, str]:
@@ -96,3 +96,34 @@ def adapt_kernel(weight: torch.Tensor, kernel: tuple[int, ...], rule: str = "cro
             after_shape[axis] = k - s - before
             out = torch.cat([out.new_zeros(pad_shape), out, out.new_zeros(after_shape)], dim=axis)
     return out.contiguous()
+
+
+def map_input_channels(weight: torch.Tensor, target: torch.Tensor, sources: list[int | None],
+                       unmapped: str = "zero") -> torch.Tensor:
+    """A first-layer weight for the target's input channels, channel by channel: target channel i
+    takes source channel ``sources[i]`` unchanged; an unmapped one (None) is ``zero`` (the network
+    answers the mapped channels exactly as the source network did), the ``mean`` of the source
+    channels, or keeps the target's fresh (``random``) initialisation. Raises NnunetTransferError
+    for an unknown rule or a mapping of another length than the target's channels."""
+    if unmapped not in UNMAPPED_CHANNEL_RULES:
+        raise NnunetTransferError(f"Unknown unmapped-channel rule {unmapped!r}; choose one of "
+                                  f"{', '.join(UNMAPPED_CHANNEL_RULES)}.")
+    if len(sources) != target.shape[1] or weight.shape[0] != target.shape[0] or weight.ndim != target.ndim:
+        raise NnunetTransferError(f"Channel mapping of {len(sources)} channels cannot fill a weight of shape "
+                                  f"{tuple(target.shape)} from {tuple(weight.shape)}.")
+    fill = {"zero": torch.zeros_like(weight[:, 0]), "mean": weight.mean(dim=1)}
+    out = torch.stack([weight[:, s] if s is not None else fill.get(unmapped, target[:, i].to(weight.dtype))
+                       for i, s in enumerate(sources)], dim=1)
+    return out.contiguous()
+
+
+def keep_rows(weight: torch.Tensor, target: torch.Tensor, rows: list[int | None]) -> torch.Tensor:
+    """A segmentation-head weight or bias for the target's classes: row i is source row ``rows[i]``,
+    or keeps the target's fresh initialisation (None). The other dims must agree."""
+    if weight.shape[1:] != target.shape[1:] or len(rows) != target.shape[0]:
+        raise NnunetTransferError(f"Head rows cannot be kept from {tuple(weight.shape)} into {tuple(target.shape)}.")
+    out = target.detach().clone().to(weight.dtype)
+    for i, s in enumerate(rows):
+        if s is not None:
+            out[i] = weight[s]
+    return out

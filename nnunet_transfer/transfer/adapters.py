@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nnunet_transfer.transfer.adapt import adapt_input_channels, adapt_kernel, inflate_2d_to_3d
+from nnunet_transfer.transfer.adapt import adapt_input_channels, adapt_kernel, inflate_2d_to_3d, map_input_channels
+from nnunet_transfer.transfer.mapping import NameMaps
 from nnunet_transfer.transfer.rules import TransferRules
 
 
@@ -14,10 +15,14 @@ def in_projection_keys(model: nn.Module) -> tuple[str, ...]:
     return tuple(f"{k}.weight" for k in getattr(model, "keys_to_in_proj", ()) or ())
 
 
-def make_adapter(model: nn.Module, rules: TransferRules):
-    """An adapter for ``match_state_dict``: 2D->3D inflation, input channels of the first layer,
-    kernel size; in that order, each step named in the returned ``how``."""
+def make_adapter(model: nn.Module, rules: TransferRules, maps: NameMaps = NameMaps()):
+    """An adapter for ``match_state_dict``: 2D->3D inflation, input channels of the first layer
+    (by the channel mapping of ``maps`` when there is one, else by ``rules.input_channels``),
+    kernel size; in that order, each step named in the returned ``how``. With a channel mapping
+    that is not the identity, the first layer is offered to the adapter even when its shape
+    already fits (``forced_keys``): a reordering changes no shape."""
     in_proj = in_projection_keys(model)
+    sources = maps.channel_sources
     # transposed convolutions: how many depth taps reach one output voxel (kernel / stride)
     taps = {f"{name}.weight": max(1, m.kernel_size[0] // m.stride[0]) for name, m in model.named_modules()
             if isinstance(m, nn.ConvTranspose3d)}
@@ -29,7 +34,10 @@ def make_adapter(model: nn.Module, rules: TransferRules):
             steps.append(f"inflated 2D->3D ({rules.inflation}, depth {tgt.shape[2]})")
         if out.ndim != tgt.ndim:
             return None
-        if key in in_proj and out.ndim >= 3 and out.shape[1] != tgt.shape[1]:
+        if key in in_proj and sources is not None and out.ndim >= 3:
+            out = map_input_channels(out, tgt, sources, rules.unmapped_channels)
+            steps.append(maps.channel_how)
+        elif key in in_proj and out.ndim >= 3 and out.shape[1] != tgt.shape[1]:
             out, how = adapt_input_channels(out, tgt.shape[1], rules.input_channels)
             steps.append(how)
         if out.ndim >= 3 and out.shape[:2] == tgt.shape[:2] and out.shape[2:] != tgt.shape[2:]:
@@ -40,4 +48,6 @@ def make_adapter(model: nn.Module, rules: TransferRules):
             return None
         return out, "; ".join(steps)
 
+    identity = sources is None or sources == list(range(len(sources)))
+    adapter.forced_keys = () if identity else in_proj
     return adapter

@@ -10,6 +10,7 @@ from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.transfer.adapt import adapt_input_channels
 from nnunet_transfer.transfer.adapters import in_projection_keys
 from nnunet_transfer.transfer.load import unwrap_model
+from nnunet_transfer.transfer.mapping import NameMaps
 from nnunet_transfer.transfer.rules import TransferRules
 
 DIMS = {4: "2D", 5: "3D"}
@@ -33,9 +34,11 @@ def check_channels_adaptable(source_channels: int, target_channels: int, rule: s
 
 
 def check_compatible(source: Mapping[str, torch.Tensor], model: nn.Module, source_name: str = "checkpoint",
-                     target_name: str = "target network", rules: TransferRules | None = None) -> None:
+                     target_name: str = "target network", rules: TransferRules | None = None,
+                     maps: NameMaps = NameMaps()) -> None:
     """Raise NnunetTransferError when the source cannot initialise ``model`` under ``rules``:
-    a 3D source for a 2D target, or input channels no rule maps.
+    a 3D source for a 2D target, input channels no rule maps, or a channel mapping (``maps``)
+    naming a checkpoint channel the network does not have.
 
     A 2D source for a 3D target is inflated; mismatches deeper in the network are not errors,
     they show up in the TransferReport.
@@ -50,6 +53,12 @@ def check_compatible(source: Mapping[str, torch.Tensor], model: nn.Module, sourc
             f"{source_name} holds a {DIMS.get(src.ndim, '?')} network but {target_name} is "
             f"{DIMS.get(tgt.ndim, '?')}: a 3D network cannot initialise a 2D one. Use a 2D checkpoint "
             f"(a 2D checkpoint can initialise a 3D network by inflation).")
+    if maps.channel_sources is not None:
+        beyond = sorted({s for s in maps.channel_sources if s is not None and s >= src.shape[1]})
+        if beyond:
+            raise NnunetTransferError(f"{source_name} has {src.shape[1]} input channel(s); channel_map names "
+                                      f"checkpoint channel(s) {beyond}.")
+        return
     check_channels_adaptable(src.shape[1], tgt.shape[1], rules.input_channels,
                              f"{source_name} ({src.shape[1]} input channels) into {target_name} "
                              f"({tgt.shape[1]})")

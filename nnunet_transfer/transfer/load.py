@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.transfer.adapt import keep_rows
 from nnunet_transfer.transfer.adapters import make_adapter
+from nnunet_transfer.transfer.mapping import NameMaps
 from nnunet_transfer.transfer.rules import TransferRules
 from nnunet_transfer.transfer.report import (ADAPTED, INITIALISED, LOADED, SKIPPED, ParameterRecord,
                                              TransferReport)
@@ -112,11 +114,14 @@ def align_decoder_stages(source_keys: Iterable[str], target_keys: Iterable[str])
 
 def match_state_dict(source: Mapping[str, torch.Tensor], model: nn.Module, load: str = "encoder+decoder",
                      adapters: Sequence[Adapter] = (), head_prefixes: Sequence[str] = HEAD_PREFIXES,
-                     align_depth: bool = True) -> tuple[TransferReport, dict[str, torch.Tensor]]:
+                     align_depth: bool = True, maps: NameMaps = NameMaps()
+                     ) -> tuple[TransferReport, dict[str, torch.Tensor]]:
     """Decide, without changing the model, what each target entry receives.
 
     With ``align_depth`` a source with another number of stages has its decoder stages matched
     by resolution (see ``align_decoder_stages``); encoder stages match by index from the top.
+    An adapter's ``forced_keys`` go through it even when their shapes agree. Heads are skipped
+    unless ``maps.head_rows`` keeps some classes' rows (and the decoder is loaded).
 
     Returns the report and the new tensors keyed by canonical target name. Raises
     NnunetTransferError for an unknown ``load`` value.
@@ -131,6 +136,7 @@ def match_state_dict(source: Mapping[str, torch.Tensor], model: nn.Module, load:
     for key, tensor in source.items():
         source_by_name.setdefault(alias_of.get(renamed[key], renamed[key]), (key, tensor))
 
+    forced = {k for a in adapters for k in getattr(a, "forced_keys", ())}
     records, updates, consumed = [], {}, set()
     for name, target in targets.items():
         part = model_part(model, name, head_prefixes)
@@ -141,11 +147,22 @@ def match_state_dict(source: Mapping[str, torch.Tensor], model: nn.Module, load:
             rec.source_key, rec.source_shape = found[0], list(found[1].shape)
         if found is None:
             rec.reason = "no tensor of this name in the source"
+        elif part == "head" and (maps.head_rows is None or "decoder" not in selected):
+            rec.status = SKIPPED
+            rec.reason = ("heads (seg_layers) are never loaded into a target" if maps.head_rows is None
+                          else f"keep_classes needs the decoder, not loaded by load={load}")
         elif part == "head":
-            rec.status, rec.reason = SKIPPED, "heads (seg_layers) are never loaded into a target"
+            if found[1].shape[1:] == target.shape[1:] and found[1].shape[0] > max(
+                    (r for r in maps.head_rows if r is not None), default=-1):
+                rec.status, rec.how = ADAPTED, maps.head_how
+                updates[name] = keep_rows(found[1], target, maps.head_rows)
+            else:
+                rec.status = SKIPPED
+                rec.reason = (f"keep_classes: source head {tuple(found[1].shape)} does not fit target "
+                              f"{tuple(target.shape)}")
         elif part not in selected:
             rec.status, rec.reason = SKIPPED, f"{part} not selected by load={load}"
-        elif tuple(found[1].shape) == tuple(target.shape):
+        elif tuple(found[1].shape) == tuple(target.shape) and name not in forced:
             rec.status = LOADED
             updates[name] = found[1]
         else:
@@ -194,7 +211,7 @@ def require_encoder_transferred(report: TransferReport, source_keys: Iterable[st
 def transfer_weights(source: Mapping[str, torch.Tensor], model: nn.Module, load: str = "encoder+decoder",
                      strict: bool = False, adapters: Sequence[Adapter] = (),
                      head_prefixes: Sequence[str] = HEAD_PREFIXES,
-                     require_encoder: bool = False) -> TransferReport:
+                     require_encoder: bool = False, maps: NameMaps = NameMaps()) -> TransferReport:
     """Load the matching source tensors into ``model`` in place and return the report.
 
     Parameters keep their identity (an optimizer built before still holds them). With
@@ -202,7 +219,7 @@ def transfer_weights(source: Mapping[str, torch.Tensor], model: nn.Module, load:
     ``require_encoder=True`` at least one; otherwise TransferError lists the offending keys and
     shapes and the model is left unchanged.
     """
-    report, updates = match_state_dict(source, model, load, adapters, head_prefixes)
+    report, updates = match_state_dict(source, model, load, adapters, head_prefixes, maps=maps)
     if require_encoder:
         require_encoder_transferred(report, source.keys())
     if strict:
@@ -220,19 +237,21 @@ def transfer_weights(source: Mapping[str, torch.Tensor], model: nn.Module, load:
     return report
 
 
-def transfer_with_rules(source: Mapping[str, torch.Tensor], model: nn.Module, rules: TransferRules) -> TransferReport:
+def transfer_with_rules(source: Mapping[str, torch.Tensor], model: nn.Module, rules: TransferRules,
+                        maps: NameMaps = NameMaps()) -> TransferReport:
     """``transfer_weights`` with the adaptations the rules ask for (inflation, input channels,
-    kernel size) and their load / strict settings."""
+    kernel size, the resolved channel / class ``maps``) and their load / strict settings."""
     return transfer_weights(source, model, load=rules.load or "encoder+decoder", strict=rules.strict,
-                            adapters=[make_adapter(unwrap_model(model), rules)],
-                            require_encoder=not rules.allow_no_encoder_weights)
+                            adapters=[make_adapter(unwrap_model(model), rules, maps)],
+                            require_encoder=not rules.allow_no_encoder_weights, maps=maps)
 
 
-def preview_with_rules(source: Mapping[str, torch.Tensor], model: nn.Module, rules: TransferRules) -> TransferReport:
+def preview_with_rules(source: Mapping[str, torch.Tensor], model: nn.Module, rules: TransferRules,
+                       maps: NameMaps = NameMaps()) -> TransferReport:
     """What ``transfer_with_rules`` would do, without changing the model; refuses what it refuses
     for want of encoder weights (``strict`` is reported, not raised)."""
     report = match_state_dict(source, model, rules.load or "encoder+decoder",
-                              [make_adapter(unwrap_model(model), rules)])[0]
+                              [make_adapter(unwrap_model(model), rules, maps)], maps=maps)[0]
     if not rules.allow_no_encoder_weights:
         require_encoder_transferred(report, source.keys())
     return report
