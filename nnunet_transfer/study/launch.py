@@ -17,6 +17,7 @@ import submitit
 from nnunet_transfer.processes import forked_children_die_on_sigterm
 from nnunet_transfer.study import state
 from nnunet_transfer.study.runner import run_step
+from nnunet_transfer.study.sources import record_external_sources
 from nnunet_transfer.study.spec import Study, load_study
 from nnunet_transfer.study.steps import Step, activate, expand
 
@@ -83,6 +84,7 @@ def submit(study: Study, kind: str, dry_run: bool = False) -> pd.DataFrame:
     table = plan_jobs(study)
     if dry_run:
         return table
+    record_external_sources(study)  # checkpoints given as sources: recorded before any job, checked by each
     pending = [j for j in jobs(study) if _pending(study, j)]
     folder = study.folder / "submitit"
     ids: dict[str, str] = {}

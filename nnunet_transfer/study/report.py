@@ -26,6 +26,7 @@ from nnunet_transfer.study.spec import STUDY_METRICS, StudyMetric, Study, Target
 from nnunet_transfer.study.statistics import (BOOTSTRAP_RESAMPLES, CONFIDENCE, MIN_CASES_FOR_P, bootstrap_interval,
                                               holm, paired_comparison)
 from nnunet_transfer.study.steps import Run, evaluation_file, refresh_evaluation, run_folder, runs
+from nnunet_transfer.study.sources import RECORD_FILE, record_path, sources_markdown
 from nnunet_transfer.transfer.checkpoint import load_checkpoint
 
 matplotlib.use("Agg")  # figures are files; no display is needed or wanted
@@ -335,7 +336,10 @@ def write_report(study: Study, preface: str | None = None) -> dict[str, Path]:
     files = {"table_csv": out / "comparison.csv", "table_md": out / "comparison.md", "per_case": out / "per_case.csv",
              "bars": out / "comparison.png", "curves": out / "learning_curves.png"}
     write_csv_atomic(table, files["table_csv"])
-    write_text_atomic(markdown(study, table, preface), files["table_md"])
+    write_text_atomic(markdown(study, table, preface) + sources_markdown(study), files["table_md"])
+    if record_path(study).is_file():  # external sources: their files, hashes and citations next to the table
+        files["external_sources"] = out / RECORD_FILE
+        write_text_atomic(record_path(study).read_text(encoding="utf-8"), files["external_sources"])
     write_csv_atomic(per_case, files["per_case"])
     bar_figure(study, table, files["bars"])
     learning_curves(study, files["curves"])

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.study import state
+from nnunet_transfer.study.sources import record_external_sources
 from nnunet_transfer.study.spec import Study
 from nnunet_transfer.study.steps import Step, activate, execute, expand, log_path
 
@@ -41,12 +42,14 @@ def run_local(study: Study, progress: bool = True) -> list[str]:
     """Run every step that is not done, in order; returns the ids of the steps that failed.
 
     Steps whose dependencies failed are skipped (reported as ``blocked`` by ``status``). Holds the
-    study's runner lock: a second runner on the same study is refused.
+    study's runner lock: a second runner on the same study is refused. External sources'
+    checkpoints are recorded (first run) or checked against the record before any step.
     """
     activate(study)
     steps = expand(study)
     failed: list[str] = []
     with state.runner_lock(study.folder):
+        record_external_sources(study)
         done = {s.id for s in steps if state.read_state(study.folder, s.id)["status"] == state.DONE}
         bar = tqdm(total=len(steps), initial=len(done), desc=f"study {study.name}", unit="step", disable=not progress)
         for step in steps:

@@ -17,6 +17,11 @@ Example::
     task = "segmentation"                 # classification | segmentation | ssl:<pretext>
     domain = "mri"                        # mri | natural
 
+    [[sources]]                           # a network from elsewhere: no pretraining step, its SHA-256 checked
+    checkpoint = "openmind_mae.pth"       # an nnssl / nnU-Net / own checkpoint (relative to this file)
+    task = "MAE"                          # free text for the table
+    label = "openmind mae"
+
     [[targets]]
     dataset = 911
     metric = "dice"                       # the primary metric (figures): dice | miou | nsd | lesion_f1 | ...
@@ -111,12 +116,17 @@ def slug(label: str) -> str:
 # ---------------------------------------------------------------------------- the file, typed
 
 class SourceSpec(StrictModel):
-    """One ``[[sources]]`` table: a pretraining dataset, its task and domain."""
+    """One ``[[sources]]`` table: a pretraining dataset, its task and domain; or a ``checkpoint``
+    from elsewhere (nnssl, another nnU-Net model), used as it is, with task / domain as labels."""
 
-    dataset: DatasetRef
-    task: Literal[tuple(PRETRAINING_TASKS)] = "segmentation"
+    dataset: DatasetRef | None = Field(None, description="the pretraining dataset (not with checkpoint)")
+    task: Annotated[str, Field(min_length=1, description=(
+        "segmentation | classification | ssl:<pretext>; with checkpoint: free text for the table"))] | None = None
     domain: Literal[DOMAINS] = "mri"
     label: Annotated[str, Field(min_length=1)] | None = None
+    checkpoint: Annotated[str, Field(min_length=1, description=(
+        "a checkpoint file used instead of pretraining (relative to the study file); its SHA-256 is recorded "
+        "when the study starts and checked before each fine-tuning"))] | None = None
 
 
 class TargetSpec(StrictModel):
@@ -202,13 +212,20 @@ def json_schema() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Source:
-    dataset: str | int
+    dataset: str | int | None  # None: an external checkpoint
     task: str
     domain: str
     label: str  # row label in the table, e.g. "mri segmentation"
+    checkpoint: Path | None = None  # an external checkpoint, used instead of pretraining
+
+    @property
+    def external(self) -> bool:
+        return self.checkpoint is not None
 
     @property
     def trainer(self) -> str:
+        if self.external:
+            raise ValueError(f"source {self.label!r} is an external checkpoint; it has no pretraining trainer")
         return PRETRAINING_TASKS[self.task]
 
     @property
@@ -268,7 +285,7 @@ class Study:
     @property
     def twin(self) -> bool:
         """2D natural-image sources pretrain the 2D twin of a 3D network."""
-        return self.configuration != "2d" and any(s.domain == "natural" for s in self.sources)
+        return self.configuration != "2d" and any(s.domain == "natural" and not s.external for s in self.sources)
 
     def source_configuration(self, source: Source) -> str:
         return TWIN_CONFIGURATION if self.twin and source.domain == "natural" else self.configuration
@@ -288,6 +305,25 @@ def _unique(path: Path, key: str, items: list, what: str, reserved: tuple[str, .
             _fail(path, key, f"has {item!r} and {other!r}, which share the {what} {ident!r} in step ids and folder "
                              f"names; give them distinct labels")
         seen[ident] = item
+
+
+def _source(path: Path, index: int, spec: SourceSpec) -> Source:
+    """A ``[[sources]]`` table checked: a dataset with one of our pretraining tasks, or a checkpoint."""
+    key = f"sources[{index}]"
+    if spec.checkpoint is None:
+        if spec.dataset is None:
+            _fail(path, key, "needs a dataset to pretrain on, or a checkpoint to start from")
+        task = spec.task or "segmentation"
+        if task not in PRETRAINING_TASKS:
+            _fail(path, f"{key}.task", f"is {task!r}; choose from {', '.join(PRETRAINING_TASKS)} (or give a "
+                                       f"checkpoint, whose task is free text)")
+        return Source(spec.dataset, task, spec.domain, spec.label or f"{spec.domain} {task}")
+    if spec.dataset is not None:
+        _fail(path, key, "has both dataset and checkpoint; a checkpoint source is not pretrained here, so it takes "
+                         "no dataset")
+    checkpoint = (path.parent / spec.checkpoint).resolve()
+    task = spec.task or "external"
+    return Source(None, task, spec.domain, spec.label or f"{spec.domain} {task}", checkpoint)
 
 
 def load_study(path: str | Path) -> Study:
@@ -313,7 +349,7 @@ def load_study(path: str | Path) -> Study:
     for what in ("sources", "targets"):
         if not getattr(spec, what):
             _fail(path, what, "needs at least one [[...]] table")
-    sources = [Source(s.dataset, s.task, s.domain, s.label or f"{s.domain} {s.task}") for s in spec.sources]
+    sources = [_source(path, i, s) for i, s in enumerate(spec.sources)]
     targets = [Target(t.dataset, t.label or str(t.dataset), t.metric, t.lesions, t.evaluate_on,
                       tuple(sorted(t.train_sizes or ())), None if t.metrics is None else tuple(t.metrics), t.profile,
                       t.nsd_tolerance_mm) for t in spec.targets]

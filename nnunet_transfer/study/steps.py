@@ -1,8 +1,10 @@
 """The study grid as steps, and how one step runs.
 
 Steps, in dependency order: ``plan`` (shared plans + preprocessing, once), ``pretrain/<source>``
-(once per source, fold ``all``), ``train/<target>/<init>/<strategy>/fold_<f>`` (fine-tuning from
-each source with each strategy, and ``scratch`` with the identical plans and schedule), and
+(once per source that is pretrained here, fold ``all``; a source given as a ``checkpoint`` has
+none, its file is checked against the SHA-256 recorded when the study started before each
+fine-tuning), ``train/<target>/<init>/<strategy>/fold_<f>`` (fine-tuning from each source with
+each strategy, and ``scratch`` with the identical plans and schedule), and
 ``test/...`` (nnU-Net's predictor on the target's imagesTs, then the evaluation against its
 labelsTs). A target with ``train_sizes`` has these runs once per size,
 ``train/<target>/n<size>/<init>/<strategy>/fold_<f>``, each training on the size's subset
@@ -25,11 +27,12 @@ from nnunet_transfer.layout import (CHECKPOINT_FINAL, CHECKPOINT_LATEST, NNUNET_
                                     require_nnunet_folders, resolve_dataset, results_folder)
 from nnunet_transfer.io import read_json, write_json_atomic
 from nnunet_transfer.names import SCRATCH, SCRATCH_TRAINER, STRATEGIES
-from nnunet_transfer.planning.attach import attach, default_output_plans
+from nnunet_transfer.planning.attach import attach
 from nnunet_transfer.planning.plans_file import load_plans, write_plans
 from nnunet_transfer.planning.shared import plan_shared
 from nnunet_transfer.plans_blocks import update_schedule
 from nnunet_transfer.study.evaluation import evaluate_run, evaluation_is_stale
+from nnunet_transfer.study.sources import check_external_source
 from nnunet_transfer.study.spec import Source, Study, Target
 from nnunet_transfer.study.state import step_file_stem
 from nnunet_transfer.study.subsets import target_subsets
@@ -86,9 +89,9 @@ def runs(study: Study) -> list[Run]:
 def expand(study: Study) -> list[Step]:
     """The study's steps in an order that respects every dependency."""
     steps = [Step("plan", "plan")]
-    steps += [Step(f"pretrain/{s.key}", "pretrain", ("plan",), source=s) for s in study.sources]
+    steps += [Step(f"pretrain/{s.key}", "pretrain", ("plan",), source=s) for s in study.sources if not s.external]
     for run in runs(study):
-        deps = ("plan",) if run.source is None else (f"pretrain/{run.source.key}",)
+        deps = ("plan",) if run.source is None or run.source.external else (f"pretrain/{run.source.key}",)
         steps.append(Step(f"train/{run.path}", "train", deps, run=run))
         steps.append(Step(f"test/{run.path}", "test", (f"train/{run.path}",), run=run))
     return steps
@@ -123,20 +126,22 @@ def reference_dataset(study: Study) -> str:
     first MRI segmentation source, else the first target."""
     if study.reference is not None:
         return dataset_name(study.reference)
-    mri_seg = [s for s in study.sources if s.domain == "mri" and s.task == "segmentation"]
+    mri_seg = [s for s in study.sources if s.domain == "mri" and s.task == "segmentation" and not s.external]
     return dataset_name(mri_seg[0].dataset if mri_seg else study.targets[0].dataset)
 
 
 def checkpoint_path(study: Study, source: Source) -> Path:
+    if source.external:
+        return source.checkpoint
     return results_folder(dataset_name(source.dataset), source.trainer, study.plans,
                           study.source_configuration(source), "all") / CHECKPOINT_FINAL
 
 
 def finetune_plans(study: Study, run: Run) -> str:
-    """The plans a run trains with: the study's (scratch), a copy with the transfer block (fine-tuning),
+    """The plans a run trains with: the study's (scratch), a copy with the transfer block (fine-tuning:
+    ``<plans>_from_<source id>_<strategy>``, one per source even when two pretrain on one dataset),
     each with ``_n<size>`` and the subset for a training size."""
-    plans = study.plans if run.source is None else \
-        f"{default_output_plans(study.plans, dataset_name(run.source.dataset))}_{run.strategy}"
+    plans = study.plans if run.source is None else f"{study.plans}_from_{run.source.key}_{run.strategy}"
     return plans if run.size is None else f"{plans}_n{run.size}"
 
 
@@ -248,7 +253,7 @@ def _output_to(log: Path):
 
 def _plan(study: Study, step: Step) -> None:
     reference = reference_dataset(study)
-    others = [dataset_name(d.dataset) for d in (*study.sources, *study.targets)]
+    others = [dataset_name(d.dataset) for d in (*study.sources, *study.targets) if d.dataset is not None]
     others = [d for d in dict.fromkeys(others) if d != reference]
     with _output_to(log_path(study, step)):  # nnU-Net's fingerprint / preprocessing progress, per dataset
         plan_shared(reference, others, study.plans, [study.configuration], study.num_processes,
@@ -315,6 +320,8 @@ def execute(study: Study, step: Step) -> None:
         run = step.run
         schedule = run_schedule(study, run)
         if run.source is not None:
+            if run.source.external:
+                check_external_source(study, run.source)
             attach(checkpoint_path(study, run.source), dataset_name(run.target.dataset), study.plans,
                    finetune_plans(study, run), strategy=study.strategy_options.get(run.strategy), schedule=schedule)
         elif schedule is not None:

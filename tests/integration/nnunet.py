@@ -62,3 +62,35 @@ def train(env: dict[str, str], dataset: str, configuration: str, fold: str, trai
     """``nnUNetv2_train DATASET CONFIGURATION FOLD -tr TRAINER -p PLANS -device cpu``, in this process."""
     with environment(env):
         run_training(dataset, configuration, fold, trainer, plans, device=torch.device("cpu"))
+
+
+def nnunet_checkpoint(path: Path, labels: dict[str, int] | None = None, channels: dict[str, str] | None = None,
+                      seed: int = 0) -> None:
+    """A checkpoint of another lab's 2D nnU-Net model as ``nnUNetTrainer.save_checkpoint`` writes it
+    (``network_weights``, ``init_args`` with its plans, configuration and dataset.json, ...): a
+    3-stage PlainConvUNet of its own plans, by default 1 channel (T1) and 3 classes."""
+    from dynamic_network_architectures.architectures.unet import PlainConvUNet
+    labels = labels or {"background": 0, "GM": 1, "WM": 2}
+    channels = channels or {"0": "T1"}
+    arch = {"n_stages": 3, "features_per_stage": [32, 64, 128], "conv_op": "torch.nn.modules.conv.Conv2d",
+            "kernel_sizes": [[3, 3]] * 3, "strides": [[1, 1], [2, 2], [2, 2]], "n_conv_per_stage": [2, 2, 2],
+            "n_conv_per_stage_decoder": [2, 2], "conv_bias": True,
+            "norm_op": "torch.nn.modules.instancenorm.InstanceNorm2d", "norm_op_kwargs": {"eps": 1e-5, "affine": True},
+            "dropout_op": None, "dropout_op_kwargs": None, "nonlin": "torch.nn.LeakyReLU",
+            "nonlin_kwargs": {"inplace": True}}
+    torch.manual_seed(seed)
+    network = PlainConvUNet(len(channels), 3, [32, 64, 128], torch.nn.Conv2d, 3, [1, 2, 2], 2, len(labels), 2, True,
+                            torch.nn.InstanceNorm2d, {"eps": 1e-5, "affine": True}, None, None, torch.nn.LeakyReLU,
+                            {"inplace": True}, deep_supervision=True)
+    plans = {"dataset_name": "Dataset300_Tissue", "plans_name": "nnUNetPlans",
+             "configurations": {"2d": {"patch_size": [64, 64], "batch_size": 12, "spacing": [1.0, 1.0],
+                                       "architecture": {"network_class_name": "dynamic_network_architectures."
+                                                        "architectures.unet.PlainConvUNet", "arch_kwargs": arch,
+                                                        "_kw_requires_import": ["conv_op", "norm_op", "nonlin"]}}}}
+    dataset_json = {"channel_names": channels, "labels": labels, "numTraining": 40, "file_ending": ".nii.gz"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"network_weights": network.state_dict(), "optimizer_state": {}, "grad_scaler_state": None,
+                "logging": {}, "_best_ema": 0.8, "current_epoch": 1000,
+                "init_args": {"plans": plans, "configuration": "2d", "fold": 0, "dataset_json": dataset_json,
+                              "device": torch.device("cpu")},
+                "trainer_name": "nnUNetTrainer", "inference_allowed_mirroring_axes": (0, 1)}, path)

@@ -1,6 +1,7 @@
-"""A one-source, one-target study with two training sizes on tiny demo data: killed mid-run with
-SIGKILL, resumed through submitit's local executor (the SLURM code path without a cluster), then
-reported."""
+"""A one-target study with two training sizes on tiny demo data, one source pretrained here and one
+given as another nnU-Net model's checkpoint: killed mid-run with SIGKILL, resumed through
+submitit's local executor (the SLURM code path without a cluster), then reported; a changed
+checkpoint file is refused by name."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ from nnunet_transfer.demo.datasets import DemoDataSize, write_demo_datasets
 from nnunet_transfer.study.state import read_state
 from nnunet_transfer.study.spec import load_study
 from nnunet_transfer.study.steps import expand, run_folder, runs
+from tests.integration.nnunet import nnunet_checkpoint
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +42,11 @@ final_validation = "never"
 dataset = 901
 task = "segmentation"
 domain = "mri"
+
+[[sources]]
+checkpoint = "models/earlier_model.pth"
+task = "tissue segmentation"
+label = "earlier model"
 
 [[targets]]
 dataset = 911
@@ -71,6 +78,7 @@ def _trainings_using(folder: Path) -> list[int]:
 def test_killed_study_resumes_through_submitit_and_reports(tmp_path, monkeypatch):
     study_file = tmp_path / "tiny.toml"
     study_file.write_text(STUDY)
+    nnunet_checkpoint(tmp_path / "models" / "earlier_model.pth")
     size = DemoDataSize(spacing_mm=8.0, n_train=6, n_test=2, n_natural=6, natural_size=32)
     write_demo_datasets(tmp_path / "nnunet" / "nnUNet_raw", size, seed=2,
                         which=["mri_seg_source", "stroke"], progress=False)
@@ -120,21 +128,33 @@ def test_killed_study_resumes_through_submitit_and_reports(tmp_path, monkeypatch
         log = next(run_folder(study, run).glob("training_log_*.txt")).read_text()
         assert f"Training on {run.size} of the fold's 4 training cases" in log
 
+    external = next(r for r in runs(study) if r.source is not None and r.source.external)
+    report = json.loads((run_folder(study, external) / "transfer_report.json").read_text())
+    assert report["checkpoint"] == str(tmp_path / "models" / "earlier_model.pth")
+    assert report["counts_by_part"]["encoder"]["loaded"] > 0 and report["load"] == "encoder+decoder"
+    assert all(p["status"] == "skipped" for p in report["parameters"] if p["part"] == "head")  # 3 classes vs 2
+
     table = pd.read_csv(study.folder / "results" / "comparison.csv")
-    assert table["initialisation"].tolist() == ["mri segmentation", "scratch"] * 2
-    assert table["train_size"].tolist() == [2, 2, 4, 4]
+    assert table["initialisation"].tolist() == ["mri segmentation", "earlier model", "scratch"] * 2
+    assert table["train_size"].tolist() == [2, 2, 2, 4, 4, 4]
     for column in ("stroke miou mean", "stroke lesion_tpr mean"):
         assert table[column].between(0, 1).all(), column
-    assert table["stroke folds"].tolist() == [1, 1, 1, 1]
+    assert table["stroke folds"].tolist() == [1] * 6
     markdown = (study.folder / "results" / "comparison.md").read_text()
     assert "| scratch |" in markdown and "stroke miou" in markdown and "### 4 training patients" in markdown
     assert "n < 6" in markdown  # 2 test cases: no p-value
     for figure in ("comparison.png", "learning_curves.png", "data_efficiency.png"):
         assert (study.folder / "results" / figure).stat().st_size > 1000
     per_case = pd.read_csv(study.folder / "results" / "per_case.csv")
-    assert len(per_case) == 2 * 2 * 2  # sizes x initialisations x test cases
+    assert len(per_case) == 2 * 3 * 2  # sizes x initialisations x test cases
+    recorded = json.loads((study.folder / "results" / "external_sources.json").read_text())["earlier_model"]
+    assert recorded["format"] == "nnU-Net" and recorded["source_dataset"] == "Dataset300_Tissue"
+    assert f"`{recorded['sha256']}`" in markdown
 
     status = _cli("study", "status", str(study_file), env=env)
     assert status.returncode == 0 and f"{len(expand(study))} done" in status.stdout
     again = _cli("study", "run", str(study_file), env=env)  # everything done: only the report is rewritten
     assert again.returncode == 0 and "| scratch |" in again.stdout
+    nnunet_checkpoint(tmp_path / "models" / "earlier_model.pth", seed=1)  # another network under the same name
+    changed = _cli("study", "run", str(study_file), env=env)
+    assert changed.returncode != 0 and "earlier_model.pth is not the file the study started with" in changed.stderr
