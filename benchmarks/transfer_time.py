@@ -2,8 +2,11 @@
 
 Goal (issue: weight transfer): < 2 s on a 2-core CPU for the whole transfer: safe checkpoint
 loading, key matching, 2D->3D inflation / channel adaptation where needed, copying, report.
-Two cases: a 3D checkpoint of the same network, and a 2D RGB checkpoint of the network's 2d_twin
-(inflation + input channels). Run: python benchmarks/transfer_time.py
+Three cases: a 3D checkpoint of the same network, a 2D RGB checkpoint of the network's 2d_twin
+(inflation + input channels), and an nnssl ResEnc-L checkpoint (about 102 M parameters, nnssl's
+release format) into a 2-channel ResEnc-L target with the channels mapped by name, through the
+trainers' own entry point (``transfer_from_checkpoint``: load, adaptation plan, SparK repair,
+checks, matching, report). Run: python benchmarks/transfer_time.py
 """
 from __future__ import annotations
 
@@ -53,8 +56,42 @@ def main(repeats: int = 5) -> dict:
             times.append(time.perf_counter() - start)
         results[label] = {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3),
                           "counts": report.counts(), "checkpoint_mb": round(path.stat().st_size / 2 ** 20, 1)}
+    results["nnssl ResEnc-L into 2 channels (channel map)"] = resenc_l(root, repeats)
     save_results("transfer_time", results)
     return results
+
+
+def resenc_l(root: Path, repeats: int) -> dict:
+    """nnssl's ResEnc-L preset (``arch_kwargs`` None in its plan) into the same network with 2 input
+    channels, T1 from the checkpoint's channel 0, FLAIR zero."""
+    import torch
+
+    from nnunet_transfer.transfer.driver import transfer_from_checkpoint
+    from nnunet_transfer.transfer.nnssl import nnssl_metadata
+    from nnunet_transfer.transfer.rules import TransferRules
+
+    plan = {"architecture_plans": {"arch_class_name": "ResEncL", "arch_kwargs": None},
+            "pretrain_plan": {"dataset_name": "Dataset745_OpenMind",
+                              "configurations": {"onemmiso": {"spacing": [1, 1, 1], "patch_size": [160] * 3}}},
+            "pretrain_num_input_channels": 1, "recommended_downstream_patchsize": [160, 160, 160],
+            "key_to_encoder": "encoder.stages", "key_to_stem": "encoder.stem",
+            "keys_to_in_proj": ["encoder.stem.convs.0.conv", "encoder.stem.convs.0.all_modules.0"]}
+    arch = nnssl_metadata({"nnssl_adaptation_plan": plan})["architecture"]
+    source = build({"architecture": arch}, 1, 1)
+    path = root / "resenc_l_nnssl.pth"
+    torch.save({"network_weights": source.state_dict(), "init_args": {"device": torch.device("cpu")},
+                "trainer_name": "BaseMAETrainer", "nnssl_adaptation_plan": plan}, path)
+    rules = TransferRules(channel_map={"T1": "0"})
+    target_json = {"channel_names": {"0": "FLAIR", "1": "T1"}, "labels": {"background": 0, "lesion": 1}}
+    times = []
+    for _ in range(repeats):
+        target = build({"architecture": arch}, 2, 2)  # not timed: nnU-Net builds the network anyway
+        start = time.perf_counter()
+        report = transfer_from_checkpoint(path, target, rules, target_json=target_json)
+        times.append(time.perf_counter() - start)
+    return {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3), "counts": report.counts(),
+            "parameters": sum(p.numel() for p in source.parameters()),
+            "checkpoint_mb": round(path.stat().st_size / 2 ** 20, 1)}
 
 
 if __name__ == "__main__":

@@ -94,3 +94,33 @@ def nnunet_checkpoint(path: Path, labels: dict[str, int] | None = None, channels
                 "init_args": {"plans": plans, "configuration": "2d", "fold": 0, "dataset_json": dataset_json,
                               "device": torch.device("cpu")},
                 "trainer_name": "nnUNetTrainer", "inference_allowed_mirroring_axes": (0, 1)}, path)
+
+
+def nnssl_checkpoint(path: Path, architecture: dict, patch_size: list[int], training_form: bool = True) -> None:
+    """A checkpoint as nnssl writes it for a dynamic ``ResidualEncoderUNet`` plan (``architecture``:
+    nnU-Net's block, 1 input channel): its training form (``AbstractBaseTrainer.save_checkpoint``)
+    or the release form of ``add_adaptation_plan.py``, with a citation."""
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+    network = get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
+                                     architecture["_kw_requires_import"], 1, 1, deep_supervision=False)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for p in network.parameters():
+            p.copy_(torch.randn_like(p) * 0.05)
+    plan = {"architecture_plans": {"arch_class_name": "ResidualEncoderUNet", "arch_kwargs": dict(architecture[
+                "arch_kwargs"]), "arch_kwargs_requiring_import": ["conv_op", "norm_op", "nonlin"]},
+            "pretrain_plan": {"dataset_name": "Dataset001_OpenMind", "plans_name": "nnsslPlans",
+                              "configurations": {"onemmiso": {"spacing": [1, 1, 1], "patch_size": tuple(patch_size)}}},
+            "pretrain_num_input_channels": 1, "recommended_downstream_patchsize": tuple(patch_size),
+            "key_to_encoder": "encoder.stages", "key_to_stem": "encoder.stem",
+            "keys_to_in_proj": ("encoder.stem.convs.0.conv", "encoder.stem.convs.0.all_modules.0"),
+            "key_to_lpe": None}
+    init_args = {"configuration_name": "onemmiso", "fold": 0, "device": torch.device("cpu"),
+                 "pretrain_json": {"collection": ["/data/sub-001_T1w.nii.gz"]}}
+    content = {"network_weights": network.state_dict(), "init_args": init_args, "trainer_name": "BaseMAETrainer",
+               "nnssl_adaptation_plan": plan,
+               "citations": [{"type": "pretraining", "name": "synthetic", "apa_citations": ["A test (2026)."]}]}
+    if training_form:
+        content.update(optimizer_state={}, grad_scaler_state=None, logging={}, _best_ema=None, current_epoch=1000)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(content, path)

@@ -18,11 +18,31 @@ def bash_blocks(path: Path) -> list[str]:
     return re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S)
 
 
+def _nnssl_download(path: Path) -> None:
+    """A small network in the exact format of an nnssl release checkpoint (1 channel, ResEnc)."""
+    from tests.integration.nnunet import nnssl_checkpoint
+    kwargs = {"n_stages": 4, "features_per_stage": [16, 32, 64, 128], "conv_op": "torch.nn.modules.conv.Conv3d",
+              "kernel_sizes": [[3, 3, 3]] * 4, "strides": [[1, 1, 1]] + [[2, 2, 2]] * 3,
+              "n_blocks_per_stage": [1, 1, 1, 1], "n_conv_per_stage_decoder": [1, 1, 1], "conv_bias": True,
+              "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+              "norm_op_kwargs": {"eps": 1e-5, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
+              "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}}
+    architecture = {"network_class_name": "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet",
+                    "arch_kwargs": kwargs, "_kw_requires_import": ["conv_op", "norm_op", "nonlin"]}
+    nnssl_checkpoint(path, architecture, [32, 32, 32], training_form=False)
+
+
+CHECKPOINT_DOWNLOADS = {"openmind_checkpoint.pth": _nnssl_download}
+
+
 def _downloads(script: str, home: Path) -> None:
-    """Miniature copies of the public downloads a guide converts, under ``home/downloads``."""
+    """Miniature copies of the public downloads a guide uses (datasets it converts, checkpoints),
+    under ``home/downloads``."""
     from tests.conversion.fixtures import fixture_modules
     for key in dict.fromkeys(re.findall(r"nnunet_transfer convert ([a-z0-9-]+) ", script)):
         fixture_modules()[key].build(home / "downloads")
+    for name in dict.fromkeys(re.findall(r"~/downloads/([\w.-]+\.pth)", script)):
+        CHECKPOINT_DOWNLOADS[name](home / "downloads" / name)
 
 
 def _same_geometry(predictions: Path, images: Path) -> None:
@@ -102,9 +122,45 @@ def check_evaluate_like_the_challenges(root: Path) -> None:
     assert set(ms["isbi2015"]["1"]) == {"Corr", "SC"} and "msseg2016_F1" in ms["mean"]["1"]
 
 
+def check_nnssl_checkpoint(root: Path) -> None:
+    """The target planned with the checkpoint's network; every encoder weight loaded, the decoder
+    initialised (load=encoder), the citation and the adaptation plan's facts in the report."""
+    home = root / "howto_nnssl"
+    plans = json.loads((home / "nnUNet_preprocessed" / "Dataset911_DemoStroke" / "nnUNetTransferPlans.json")
+                       .read_text())["configurations"]["3d_fullres"]
+    assert plans["architecture"]["network_class_name"].endswith("ResidualEncoderUNet")
+    assert plans["patch_size"] == [32, 32, 32] and plans["batch_size"] == 2
+    fold = (home / "nnUNet_results" / "Dataset911_DemoStroke" /
+            "nnUNetTrainerFinetune__nnUNetTransferPlans_from_OpenMind__3d_fullres" / "fold_all")
+    report = json.loads((fold / "transfer_report.json").read_text())
+    assert report["load"] == "encoder" and report["source"]["mode"] == "nnssl"
+    assert report["source"]["spacing"] == [1.0, 1.0, 1.0]
+    assert report["source"]["citations"][0]["apa_citations"] == ["A test (2026)."]
+    parts = report["counts_by_part"]
+    assert parts["encoder"]["loaded"] > 0 and parts["encoder"]["initialised"] == parts["encoder"]["skipped"] == 0
+    assert parts["decoder"]["loaded"] == 0
+    _same_geometry(home / "pred_stroke", home / "nnUNet_raw" / "Dataset911_DemoStroke" / "imagesTs")
+
+
+def check_any_nnunet_model(root: Path) -> None:
+    """A plain nnU-Net checkpoint (no block of ours) of a 4-class model into a 2-class target:
+    encoder and decoder loaded, heads skipped and initialised."""
+    home = root / "howto_anymodel"
+    fold = (home / "nnUNet_results" / "Dataset911_DemoStroke" /
+            "nnUNetTrainerFinetune__LikeModelPlans_from_anatomy__2d" / "fold_all")
+    report = json.loads((fold / "transfer_report.json").read_text())
+    assert report["source"] is None and report["load"] == "encoder+decoder"
+    for part in ("encoder", "decoder"):
+        assert report["counts_by_part"][part]["initialised"] == report["counts_by_part"][part]["skipped"] == 0
+    heads = [p for p in report["parameters"] if p["part"] == "head"]
+    assert heads and all(p["status"] == "skipped" and p["source_shape"][0] == 4 and p["shape"][0] == 2
+                         for p in heads)
+
+
 CHECKS = {"natural_images_into_3d.md": check_natural_images_into_3d, "pretrain_then_plan.md": check_pretrain_then_plan,
           "shared_plans.md": check_shared_plans, "label_efficiency.md": check_label_efficiency,
-          "evaluate_like_the_challenges.md": check_evaluate_like_the_challenges}
+          "evaluate_like_the_challenges.md": check_evaluate_like_the_challenges,
+          "nnssl_checkpoint.md": check_nnssl_checkpoint, "any_nnunet_model.md": check_any_nnunet_model}
 
 
 @pytest.mark.parametrize("guide", sorted(p.name for p in HOWTO.glob("*.md")))

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
 from nnunet_transfer.demo.datasets import DemoDataSize, write_demo_datasets
-from tests.integration.nnunet import cli, env_from_cli, run
+from tests.integration.nnunet import cli, env_from_cli, nnssl_checkpoint, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("test_nnssl")]
 TARGET, PLANS = "Dataset911_DemoStroke", "nnUNetTransferPlans"
@@ -32,33 +31,6 @@ def _add_second_channel(raw: Path) -> None:
     (raw / "dataset.json").write_text(json.dumps(dataset))
 
 
-def _nnssl_checkpoint(path: Path, architecture: dict, patch_size: list[int]) -> None:
-    """nnssl's AbstractBaseTrainer.save_checkpoint output for a dynamic ResidualEncoderUNet plan."""
-    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-    network = get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
-                                     architecture["_kw_requires_import"], 1, 1, deep_supervision=False)
-    torch.manual_seed(5)
-    with torch.no_grad():
-        for p in network.parameters():
-            p.copy_(torch.randn_like(p) * 0.05)
-    kwargs = dict(architecture["arch_kwargs"])
-    plan = {"architecture_plans": {"arch_class_name": "ResidualEncoderUNet", "arch_kwargs": kwargs,
-                                   "arch_kwargs_requiring_import": ["conv_op", "norm_op", "nonlin"]},
-            "pretrain_plan": {"dataset_name": "Dataset001_OpenMind", "plans_name": "nnsslPlans",
-                              "configurations": {"onemmiso": {"spacing": [1, 1, 1], "patch_size": tuple(patch_size)}}},
-            "pretrain_num_input_channels": 1, "recommended_downstream_patchsize": tuple(patch_size),
-            "key_to_encoder": "encoder.stages", "key_to_stem": "encoder.stem",
-            "keys_to_in_proj": ("encoder.stem.convs.0.conv", "encoder.stem.convs.0.all_modules.0"),
-            "key_to_lpe": None}
-    torch.save({"network_weights": network.state_dict(), "optimizer_state": {}, "grad_scaler_state": None,
-                "logging": {}, "_best_ema": None, "current_epoch": 1000,
-                "init_args": {"configuration_name": "onemmiso", "fold": 0, "device": torch.device("cpu"),
-                              "pretrain_json": {"collection": ["/data/sub-001_T1w.nii.gz"]}},
-                "trainer_name": "BaseMAETrainer", "nnssl_adaptation_plan": plan,
-                "citations": [{"type": "pretraining", "name": "synthetic", "apa_citations": ["A test (2026)."]}]},
-               path)
-
-
 def test_an_nnssl_checkpoint_fine_tunes_a_two_channel_resenc_target(tmp_path):
     env = env_from_cli(tmp_path)
     write_demo_datasets(env["nnUNet_raw"], DemoDataSize(spacing_mm=8.0, n_train=4, n_test=1), seed=6,
@@ -70,7 +42,7 @@ def test_an_nnssl_checkpoint_fine_tunes_a_two_channel_resenc_target(tmp_path):
     cfg = plans["configurations"]["3d_fullres"]
     assert cfg["architecture"]["network_class_name"].endswith("ResidualEncoderUNet")
     checkpoint = tmp_path / "nnssl_checkpoint_final.pth"
-    _nnssl_checkpoint(checkpoint, cfg["architecture"], cfg["patch_size"])
+    nnssl_checkpoint(checkpoint, cfg["architecture"], cfg["patch_size"])
     preview = cli(env, "preview", str(checkpoint), "-d", "911", "-c", "3d_fullres").stdout
     assert "load=encoder" in preview and "cite (pretraining 'synthetic'): A test (2026)." in preview
     attached = cli(env, "attach", str(checkpoint), "-d", "911", "-p", PLANS).stdout
