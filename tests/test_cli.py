@@ -79,3 +79,15 @@ def test_output_piped_into_head_is_not_an_error(tmp_path):
     out = subprocess.run(f"{sys.executable} -m nnunet_transfer.cli study run {study} --dry-run | head -1",
                          shell=True, capture_output=True, text=True)
     assert out.stdout.strip().startswith("step") and "Error" not in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("values, expected", [
+    (["auto"], "auto"), (["T1=0", "FLAIR = T1"], {"T1": "0", "FLAIR": "T1"}), (None, None)])
+def test_channel_and_class_maps_are_auto_or_target_source_pairs(values, expected):
+    from nnunet_transfer.cli import _name_map
+    assert _name_map(values, "--channel-map") == expected
+
+
+def test_a_map_without_pairs_is_one_message(nnunet_folders, capsys):
+    assert main(["preview", "x.pth", "-d", "1", "-c", "2d", "--keep-classes", "liver"]) == 2
+    assert "--keep-classes takes 'auto' or TARGET=SOURCE pairs (names or indices), got 'liver'" in capsys.readouterr().err

@@ -41,3 +41,43 @@ def test_bare_state_dict_is_described_by_its_first_convolution_for_attach(tmp_pa
     ckpt = describe_checkpoint(path, allow_bare=True)
     assert ckpt.input_channels == 3 and len(ckpt.configuration_dict["patch_size"]) == 2
     assert ckpt.source_dataset == "weights"
+
+
+@pytest.mark.parametrize("target, rules, message", [
+    ({"0": "FLAIR", "1": "T1"}, {}, None),  # 1 -> N: the kernel repeated, as attach does
+    ({"0": "FLAIR", "1": "T1"}, {"channel_map": "auto"}, None),
+    ({"0": "FLAIR", "1": "T2"}, {"channel_map": "auto"}, "no target name \\['FLAIR', 'T2'\\] is a checkpoint name"),
+    ({"0": "FLAIR", "1": "T1"}, {"channel_map": {"FLAIR": "PD"}}, "the checkpoint has no channel 'PD'"),
+])
+def test_plan_like_checkpoint_refuses_what_attach_would_refuse_and_nothing_else(nnunet_folders, target, rules,
+                                                                                 message):
+    import json
+
+    from nnunet_transfer.planning.like_checkpoint import CheckpointPlan, check_channels
+    from nnunet_transfer.transfer.rules import TransferRules
+    folder = nnunet_folders["nnUNet_raw"] / "Dataset005_Two"
+    folder.mkdir()
+    (folder / "dataset.json").write_text(json.dumps({"channel_names": target, "labels": {"background": 0, "a": 1}}))
+    ckpt = CheckpointPlan(nnunet_folders["nnUNet_raw"] / "c.pth", "3d_fullres", {"patch_size": [8, 8, 8]}, 1,
+                          {"0": "T1"}, None, None)
+    if message is None:
+        check_channels(ckpt, "Dataset005_Two", TransferRules(**rules))
+    else:
+        with pytest.raises(NnunetTransferError, match=message):
+            check_channels(ckpt, "Dataset005_Two", TransferRules(**rules))
+
+
+def test_n_to_m_channels_need_tile_or_a_channel_map(nnunet_folders):
+    import json
+
+    from nnunet_transfer.planning.like_checkpoint import CheckpointPlan, check_channels
+    from nnunet_transfer.transfer.rules import TransferRules
+    folder = nnunet_folders["nnUNet_raw"] / "Dataset006_Three"
+    folder.mkdir()
+    (folder / "dataset.json").write_text(json.dumps({"channel_names": {"0": "T1", "1": "T2", "2": "FLAIR"}}))
+    ckpt = CheckpointPlan(nnunet_folders["nnUNet_raw"] / "c.pth", "3d_fullres", {"patch_size": [8, 8, 8]}, 2,
+                          {"0": "T1", "1": "T2"}, None, None)
+    with pytest.raises(NnunetTransferError, match="map channels by name with --channel-map"):
+        check_channels(ckpt, "Dataset006_Three")
+    check_channels(ckpt, "Dataset006_Three", TransferRules(input_channels="tile"))
+    check_channels(ckpt, "Dataset006_Three", TransferRules(channel_map="auto"))
