@@ -90,4 +90,5 @@ def test_channel_and_class_maps_are_auto_or_target_source_pairs(values, expected
 
 def test_a_map_without_pairs_is_one_message(nnunet_folders, capsys):
     assert main(["preview", "x.pth", "-d", "1", "-c", "2d", "--keep-classes", "liver"]) == 2
-    assert "--keep-classes takes 'auto' or TARGET=SOURCE pairs (names or indices), got 'liver'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--keep-classes takes 'auto' or TARGET=SOURCE pairs (names or indices), got 'liver'" in err

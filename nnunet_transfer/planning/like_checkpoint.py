@@ -90,8 +90,10 @@ def check_channels(ckpt: CheckpointPlan, dataset: str, rules: TransferRules | No
     if rules.channel_map is not None:
         source = channel_names_of({"channel_names": ckpt.channel_names}) if ckpt.channel_names else (
             {i: str(i) for i in range(ckpt.input_channels)} if ckpt.input_channels else None)
-        resolve_mapping(rules.channel_map, source, {int(k): v for k, v in channels.items()},
-                        f"channel_map of checkpoint {ckpt.path.name} into {dataset}")
+        try:
+            resolve_mapping(rules.channel_map, source, {int(k): v for k, v in channels.items()}, "channel_map")
+        except NnunetTransferError as e:
+            raise NnunetTransferError(f"Checkpoint {ckpt.path.name} into {dataset}: {e}") from None
         return
     if ckpt.input_channels is None or len(channels) == ckpt.input_channels:
         return

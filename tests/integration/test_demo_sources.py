@@ -27,5 +27,5 @@ def test_demo_with_two_sources(tmp_path, monkeypatch):
     assert (results / "comparison.md").read_text().startswith("A tiny smoke test.\n")
     assert (results / "comparison.png").is_file()
     report = next((tmp_path / "demo" / "nnUNet_results" / "Dataset913_DemoAnatomy").glob(
-        "nnUNetTrainerFinetune__*DemoNaturalUnlabeled_finetune__2d/fold_all/transfer_report.json")).read_text()
+        "nnUNetTrainerFinetune__*_from_natural_models_genesis_finetune__2d/fold_all/transfer_report.json")).read_text()
     assert "input channels 3->1 (sum)" in report

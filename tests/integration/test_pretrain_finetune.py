@@ -126,8 +126,8 @@ def test_refusals_are_one_message_and_write_nothing(study):
     out = cli(env, "plan-like-checkpoint", str(ckpt), "-d", ANATOMY, "-c", "3d_fullres", ok=False)
     assert out.returncode == 2 and "2D network (2d)" in out.stderr and "3d_fullres" in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
-    out = cli(env, "plan-like-checkpoint", str(ckpt), "-d", NATURAL, ok=False)
-    assert out.returncode == 2 and "3 input channel(s)" in out.stderr and "trained on 1" in out.stderr
+    out = cli(env, "plan-like-checkpoint", str(ckpt), "-d", NATURAL, "--channel-map", "auto", ok=False)
+    assert out.returncode == 2 and "channel_map = 'auto': no target name" in out.stderr and "['T1']" in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert sorted(p.relative_to(pre) for p in pre.rglob("*.json")) == before
 
