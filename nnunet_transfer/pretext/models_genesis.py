@@ -27,50 +27,48 @@ def bezier_lookup(control: torch.Tensor, points: int = 257) -> tuple[torch.Tenso
     return curve[..., 0].contiguous(), curve[..., 1].contiguous()
 
 
-def apply_curve(x: torch.Tensor, curve_x: torch.Tensor, curve_y: torch.Tensor) -> torch.Tensor:
-    """Map values of ``x`` (B, ...) in [0, 1] through per-sample piecewise-linear curves (B, P)."""
-    flat = x.reshape(x.shape[0], -1).contiguous()
-    idx = torch.searchsorted(curve_x, flat).clamp(1, curve_x.shape[1] - 1)
+TABLE_SIZE = 1025  # uniform samples of y(x) per curve; linear interpolation between them
+
+
+def curve_table(curve_x: torch.Tensor, curve_y: torch.Tensor, size: int = TABLE_SIZE) -> torch.Tensor:
+    """y of the piecewise-linear curves (B, P) at ``size`` evenly spaced x in [0, 1]: (B, size)."""
+    grid = torch.linspace(0, 1, size, dtype=curve_x.dtype).expand(curve_x.shape[0], -1).contiguous()
+    idx = torch.searchsorted(curve_x, grid).clamp(1, curve_x.shape[1] - 1)
     x0, x1 = curve_x.gather(1, idx - 1), curve_x.gather(1, idx)
     y0, y1 = curve_y.gather(1, idx - 1), curve_y.gather(1, idx)
-    w = ((flat - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0, 1)
+    w = ((grid - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0, 1)
+    return y0 + w * (y1 - y0)
+
+
+def apply_curve(x: torch.Tensor, curve_x: torch.Tensor, curve_y: torch.Tensor) -> torch.Tensor:
+    """Map values of ``x`` (B, ...) in [0, 1] through per-sample curves (B, P), in ``x``'s dtype.
+
+    The curve is tabulated at :data:`TABLE_SIZE` evenly spaced x (:func:`curve_table`), so each
+    voxel costs an index and one linear interpolation instead of a search; the mapping stays
+    monotone and keeps 0 -> y(0), 1 -> y(1)."""
+    table = curve_table(curve_x, curve_y).to(x.dtype)
+    flat = x.reshape(x.shape[0], -1).clamp(0, 1) * (table.shape[1] - 1)
+    i0 = flat.floor().long().clamp(max=table.shape[1] - 2)
+    w = flat - i0.to(flat.dtype)
+    y0, y1 = table.gather(1, i0), table.gather(1, i0 + 1)
     return (y0 + w * (y1 - y0)).reshape(x.shape)
 
 
-def box_membership(boxes: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
-    """Per sample and voxel, 1 + the index of the last box (B, K, dims, 2) that covers it, else 0.
-
-    One pass per box, vectorised over the batch: a per-axis interval test broadcast to the image.
-    """
-    b, k = boxes.shape[:2]
-    coords = [torch.arange(size) for size in spatial]
-    axes = [(coords[d].view(1, 1, -1) >= boxes[:, :, d, :1]) & (coords[d].view(1, 1, -1) < boxes[:, :, d, 1:])
-            for d in range(len(spatial))]  # each (B, K, size_d)
-    member = torch.zeros((b, *spatial), dtype=torch.long)
-    for i in range(k):
-        inside = axes[0][:, i].view(b, -1, *([1] * (len(spatial) - 1)))
-        for d in range(1, len(spatial)):
-            inside = inside & axes[d][:, i].view(b, *([1] * d), -1, *([1] * (len(spatial) - d - 1)))
-        member.masked_fill_(inside, i + 1)
-    return member
-
-
 def local_shuffle(y: torch.Tensor, boxes: torch.Tensor, keys: torch.Tensor, enabled: torch.Tensor) -> torch.Tensor:
-    """Shuffle voxels (all channels alike) within each box, vectorised: voxels are grouped by
-    the box that covers them (the last one where boxes overlap) and permuted inside their group
-    by the random ``keys`` (B, voxels); uncovered voxels and disabled samples stay."""
-    b, c = y.shape[:2]
-    member = box_membership(boxes, tuple(y.shape[2:])).reshape(b, -1)
-    member = torch.where(enabled[:, None], member, torch.zeros_like(member))
-    positions = torch.argsort(member * 2.0, dim=1, stable=True)          # voxels grouped by box, in place order
-    covered = (member > 0).to(keys.dtype)
-    shuffled = torch.argsort(member * 2.0 + keys * covered, dim=1, stable=True)  # random order inside boxes only
-    flat = y.reshape(b, c, -1)
-    out = flat.clone()
-    index_to = positions[:, None, :].expand(b, c, -1)
-    index_from = shuffled[:, None, :].expand(b, c, -1)
-    out.scatter_(2, index_to, flat.gather(2, index_from))
-    return out.reshape(y.shape)
+    """Shuffle voxels (all channels alike) inside each box (B, K, dims, 2), one box after the
+    other as Models Genesis does (a voxel where boxes overlap can move twice); the order inside a
+    box is that of the random ``keys`` (B, voxels) of its voxels. Uncovered voxels and disabled
+    samples stay. The cost is the boxes' volume, not the image's."""
+    out = y.clone()
+    spatial = tuple(y.shape[2:])
+    for i in torch.nonzero(enabled).flatten().tolist():
+        field = keys[i].view(spatial)
+        for box in boxes[i]:
+            region = box_slices(box)
+            block = out[(i, slice(None)) + region]
+            order = torch.argsort(field[region].reshape(-1))
+            out[(i, slice(None)) + region] = block.reshape(block.shape[0], -1)[:, order].reshape(block.shape)
+    return out
 
 
 class ModelsGenesis(Pretext):
@@ -115,8 +113,9 @@ class ModelsGenesis(Pretext):
         y = (x - low) / span  # [0, 1] per sample: the curves are defined there
         curve_x, curve_y = bezier_lookup(params["control"].to(torch.float64))
         curve_y = torch.where(params["decreasing"][:, None], 1 - curve_y, curve_y)
-        mapped = apply_curve(y.to(torch.float64), curve_x, curve_y).to(y.dtype)
-        y = torch.where(params["nonlinear"].view(b, *([1] * (x.ndim - 1))), mapped, y)
+        bent = torch.nonzero(params["nonlinear"]).flatten()  # only the samples drawn for it
+        if len(bent):
+            y[bent] = apply_curve(y[bent], curve_x[bent], curve_y[bent])
         y = local_shuffle(y, params["shuffle_boxes"], params["shuffle_keys"], params["shuffle"])
         noise = torch.rand(y.shape, generator=torch.Generator().manual_seed(params["noise_seed"]), dtype=y.dtype)
         for i in range(b):
