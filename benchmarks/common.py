@@ -45,17 +45,19 @@ def make_trainer(name: str, dataset: str, plans: str, configuration: str = "2d",
     return trainer
 
 
-def interleaved_step_times(trainers: dict, batches: list, rounds: int) -> dict[str, list[float]]:
-    """Time ``train_step`` of every trainer on the same batches, rotating the order every round
-    so that no trainer always runs first or last (a fixed order biased the first by ~3 %)."""
+def interleaved_step_times(trainers: dict, batches: list | dict, rounds: int) -> dict[str, list[float]]:
+    """Time ``train_step`` of every trainer on the same batches (a list; or a dict label -> that
+    trainer's batches, e.g. the same samples after its pretext transform), rotating the order every
+    round so that no trainer always runs first or last (a fixed order biased the first by ~3 %)."""
     import time
-    for trainer in trainers.values():  # warm-up step, not timed
-        trainer.train_step(batches[0])
+    batches_of = batches if isinstance(batches, dict) else {label: batches for label in trainers}
+    for label, trainer in trainers.items():  # warm-up step, not timed
+        trainer.train_step(batches_of[label][0])
     times = {label: [] for label in trainers}
     labels = list(trainers)
     for r in range(rounds):
         for label in labels[r % len(labels):] + labels[:r % len(labels)]:
-            for batch in batches:
+            for batch in batches_of[label]:
                 start = time.perf_counter()
                 trainers[label].train_step(batch)
                 times[label].append(time.perf_counter() - start)

@@ -4,12 +4,18 @@ Reconstruction pretexts (Models Genesis, context restoration, masked image model
 whole U-Net with as many outputs as input channels and a mean-squared-error loss; rotation
 prediction trains a 4-way head on the pooled bottleneck; SimCLR a projection head with NT-Xent.
 Settings come from the plans key ``pretraining`` (``seed``, and ``pretext`` parameters by name).
-Validation logs the pretext loss (as negative "pseudo dice", so nnU-Net's best checkpoint is the
-lowest loss); there is no segmentation export at the end.
+The training corruption runs per sample in nnU-Net's data-augmentation workers, as the last
+training transform (:mod:`nnunet_transfer.trainers.pretext_transform`); the training process only
+runs the network. Validation corrupts its batches in the training process, every epoch with the
+same seed, so the validation loss of two epochs is comparable; it is logged as negative "pseudo
+dice", so nnU-Net's best checkpoint is the lowest loss. There is no segmentation export at the end.
 """
 from __future__ import annotations
 
+import multiprocessing
+
 import torch
+from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
@@ -19,6 +25,7 @@ from nnunet_transfer.pretext import (ContextRestoration, MaskedImageModeling, Mo
                                      SimCLRViews, nt_xent)
 from nnunet_transfer.trainers.base import PretrainingTrainerBase
 from nnunet_transfer.trainers.heads import EncoderClassifier
+from nnunet_transfer.trainers.pretext_transform import CLASSIFICATION, RECONSTRUCTION, VIEWS, PretextTransform
 from nnunet_transfer.transfer.load import unwrap_model
 
 
@@ -34,10 +41,12 @@ class MaskedMSE(nn.Module):
 
 
 class SelfSupervisedTrainerBase(PretrainingTrainerBase):
-    """Shared wiring: the pretext from the plans, its seeded generator, the pretext-loss validation."""
+    """Shared wiring: the pretext from the plans, its transform in the augmentation workers, the
+    pretext-loss validation."""
 
     pretext_class = None
     pretraining_mode = MODE_SELF_SUPERVISED
+    transform_output = RECONSTRUCTION  # what the transform makes of a sample (pretext_transform)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -49,16 +58,26 @@ class SelfSupervisedTrainerBase(PretrainingTrainerBase):
             self.pretext = self.pretext_class(**getattr(settings, self.pretext_name))
         except TypeError as e:
             raise NnunetTransferError(f"pretraining.{self.pretext_name} in the plans: {e}") from None
-        self.generator = torch.Generator().manual_seed(int(seed))
         self.val_seed = int(seed) + 1
+        # shared with the augmentation workers: the epoch (their streams are reseeded per epoch) and
+        # the number of workers that have taken an index
+        self.pretext_epoch = multiprocessing.Value("i", -1)
+        self.pretext_transform = PretextTransform(self.pretext, int(seed), self.transform_output,
+                                                  self.pretext_epoch, multiprocessing.Value("i", 0))
+
+    def get_training_transforms(self, *args, **kwargs) -> ComposeTransforms:
+        """nnU-Net's training transforms, then the pretext corruption (in the workers)."""
+        stock = nnUNetTrainer.get_training_transforms(*args, **kwargs)
+        return ComposeTransforms([*stock.transforms, self.pretext_transform])
+
+    def on_train_epoch_start(self):
+        self.pretext_epoch.value = self.current_epoch
+        super().on_train_epoch_start()
 
     def corrupt(self, batch: dict, generator: torch.Generator) -> dict:
         """The batch with the pretext's input as data and its target (image or class indices)."""
         out = self.pretext(batch["data"].float(), generator)
         return dict(batch, data=out.input, target=out.target)
-
-    def train_step(self, batch: dict) -> dict:
-        return super().train_step(self.corrupt(batch, self.generator))
 
     def validation_step(self, batch: dict) -> dict:
         batch = self.corrupt(batch, torch.Generator().manual_seed(self.val_seed))
@@ -119,6 +138,7 @@ class nnUNetTrainerPretrainRotation(SelfSupervisedTrainerBase):
     """Rotation prediction (Gidaris et al. 2018): 4-way head on the pooled bottleneck."""
 
     pretext_name, pretext_class = "rotation", RotationPrediction
+    transform_output = CLASSIFICATION
 
     def initialize(self):
         super().initialize()
@@ -153,6 +173,13 @@ class nnUNetTrainerPretrainSimCLR(SelfSupervisedTrainerBase):
     """SimCLR (Chen et al. 2020): two views per patch, projection head, NT-Xent loss."""
 
     pretext_name, pretext_class = "simclr", SimCLRViews
+    transform_output = VIEWS
+
+    def train_step(self, batch: dict) -> dict:
+        """The workers stack each patch's two views, ``(B, 2, C, ...)``: all first views, then all
+        second views, as NT-Xent pairs them."""
+        views = batch["data"]
+        return super().train_step(dict(batch, data=torch.cat([views[:, 0], views[:, 1]])))
 
     def initialize(self):
         super().initialize()
