@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run: where steps run (default: the study file's launcher.kind, else local)")
     p.add_argument("--dry-run", action="store_true", help="run: list the steps (local) or jobs (slurm, "
                                                           "submitit-local) that would run; run nothing")
+    p.add_argument("--gpus", nargs="+", metavar="DEVICE",
+                   help="run (local): jobs side by side, one per device id, each with CUDA_VISIBLE_DEVICES set to it "
+                        "(default: the study file's launcher.gpus, else one step after another in this process)")
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("env", help="print the export lines that make stock nnU-Net find our trainers")
@@ -340,7 +343,12 @@ def cmd_study(args: argparse.Namespace) -> None:
                 table = status_table(study)
                 print(table[table["status"] != "done"][["step", "status"]].to_string(index=False))
                 return
-            failed = run_local(study)
+            devices = args.gpus or study.launcher.gpus
+            if devices:
+                from nnunet_transfer.study.parallel import run_parallel
+                failed = run_parallel(study, devices)
+            else:
+                failed = run_local(study)
             if failed:
                 raise NnunetTransferError(f"{len(failed)} step(s) failed: {', '.join(failed)}; see "
                                           f"'nnunet_transfer study status {args.study}' for their logs")

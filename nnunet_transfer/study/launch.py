@@ -113,3 +113,8 @@ def submit(study: Study, kind: str, dry_run: bool = False) -> pd.DataFrame:
                 remaining.remove(job)
     table["job_id"] = table["job"].map(ids).fillna("")
     return table
+
+
+if __name__ == "__main__":  # one job in a child process of the multi-GPU local launcher (study.parallel)
+    import sys
+    run_job(sys.argv[1], sys.argv[2:])

@@ -160,6 +160,8 @@ class LauncherSpec(StrictModel):
     mem_gb: PositiveFloat | None = None
     num_gpus: PositiveInt = 1
     max_parallel: PositiveInt = 1
+    gpus: Annotated[list[NonNegativeInt | Annotated[str, Field(min_length=1)]], Field(min_length=1, description=(
+        "local: run jobs side by side, one per device id (CUDA_VISIBLE_DEVICES), e.g. [0, 1, 2, 3]"))] | None = None
 
 
 class StudyFile(StrictModel):

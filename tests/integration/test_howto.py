@@ -157,10 +157,21 @@ def check_any_nnunet_model(root: Path) -> None:
                          for p in heads)
 
 
+def check_study(root: Path) -> None:
+    """The study ran on two device slots (job logs of the multi-GPU launcher), every step done."""
+    study = root / "my_study"
+    states = [json.loads(p.read_text())["status"] for p in (study / "state").glob("*.json")]
+    assert states and set(states) == {"done"}
+    logs = {p.name for p in (study / "logs").glob("*.job.log")}
+    assert {"plan.job.log", "pretrain__mri_segmentation.job.log"} <= logs
+    assert (study / "results" / "comparison.md").is_file()
+
+
 CHECKS = {"natural_images_into_3d.md": check_natural_images_into_3d, "pretrain_then_plan.md": check_pretrain_then_plan,
           "shared_plans.md": check_shared_plans, "label_efficiency.md": check_label_efficiency,
           "evaluate_like_the_challenges.md": check_evaluate_like_the_challenges,
-          "nnssl_checkpoint.md": check_nnssl_checkpoint, "any_nnunet_model.md": check_any_nnunet_model}
+          "nnssl_checkpoint.md": check_nnssl_checkpoint, "any_nnunet_model.md": check_any_nnunet_model,
+          "study.md": check_study}
 
 
 @pytest.mark.parametrize("guide", sorted(p.name for p in HOWTO.glob("*.md")))
