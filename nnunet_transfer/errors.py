@@ -7,3 +7,8 @@ class NnunetTransferError(Exception):
     The CLI prints ``str(error)`` without a traceback and exits with status 2. The message names
     the file / key / case that is wrong and says what to do about it.
     """
+
+
+class CommandKilled(NnunetTransferError):
+    """A command we started was ended by a signal (a cancelled cluster job, a killed process): its
+    step was interrupted, not failed, and runs again next time."""

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import traceback
 from collections import deque
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nnunet_transfer.environment import ext_trainer_value, nnunet_subprocess_env
-from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.errors import CommandKilled, NnunetTransferError
 from nnunet_transfer.processes import die_with_parent
 
 EPOCH_LINE = re.compile(r"^(?:.*: )?Epoch (\d+)\s*$")
@@ -61,6 +62,9 @@ def run_logged(cmd: Sequence[str], log_path: str | Path, desc: str, total: int |
                 bar.refresh()
         code = proc.wait()
     bar.close()
+    if code < 0:  # ended by a signal: scancel, a kill, the machine going down
+        raise CommandKilled(f"`{' '.join(cmd[:4])} ...` was ended by signal {-code} (a cancelled job or a killed "
+                            f"process); it continues from its latest checkpoint next time. Log: {log_path}")
     if code != 0:
         ours = [m.group(1) for m in map(OUR_ERROR.search, tail) if m]
         detail = ours[-1] if ours else "\n  ".join(tail)
@@ -68,11 +72,20 @@ def run_logged(cmd: Sequence[str], log_path: str | Path, desc: str, total: int |
                                   f"Full log: {log_path}")
 
 
+def installed_command(name: str) -> str:
+    """The console script ``name`` of this installation (next to the running interpreter, as a
+    virtual environment or conda puts it), else ``name`` for a lookup on PATH. A cluster job or a
+    child process then runs the nnU-Net of the installation that started it, whatever its PATH."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.is_file() and os.access(candidate, os.X_OK) else name
+
+
 def train_command(dataset: str, configuration: str, fold: str | int, trainer: str, plans: str,
                   continue_training: bool = False, device: str | None = None, num_gpus: int = 1) -> list[str]:
-    """``nnUNetv2_train DATASET CONFIG FOLD -tr TRAINER -p PLANS -device D [--c] [-num_gpus N]`` as a list;
-    ``-num_gpus N`` (nnU-Net's own multi-GPU training) only when ``num_gpus > 1``."""
-    cmd = ["nnUNetv2_train", dataset, configuration, str(fold), "-tr", trainer, "-p", plans,
+    """``nnUNetv2_train DATASET CONFIG FOLD -tr TRAINER -p PLANS -device D [--c] [-num_gpus N]`` as a list,
+    ``nnUNetv2_train`` of this installation (:func:`installed_command`); ``-num_gpus N`` (nnU-Net's
+    own multi-GPU training) only when ``num_gpus > 1``."""
+    cmd = [installed_command("nnUNetv2_train"), dataset, configuration, str(fold), "-tr", trainer, "-p", plans,
            "-device", device or default_device()]
     if num_gpus > 1:
         cmd += ["-num_gpus", str(num_gpus)]

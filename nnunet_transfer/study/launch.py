@@ -15,7 +15,8 @@ import pandas as pd
 import submitit
 
 from nnunet_transfer.processes import forked_children_die_on_sigterm
-from nnunet_transfer.study import state
+from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.study import slurm, state
 from nnunet_transfer.study.runner import run_step
 from nnunet_transfer.study.sources import record_external_sources
 from nnunet_transfer.study.spec import Study, load_study
@@ -61,42 +62,87 @@ def _parameters(study: Study, job: Job, slurm: bool) -> dict:
     if slurm:
         params.update({f"slurm_{k}": getattr(launcher, k) for k in ("partition", "account", "qos")
                        if getattr(launcher, k) is not None})
-        gpus = launcher.gpus_per_node if launcher.gpus_per_node is not None else launcher.num_gpus
-        params["gpus_per_node"] = 0 if job.name == "plan" else gpus  # planning and preprocessing run on CPUs
+        params["gpus_per_node"] = _gpus(study, job)  # the plan: none, planning and preprocessing run on CPUs
         params["cpus_per_task"] = launcher.cpus_per_task
         if launcher.mem_gb is not None:
             params["mem_gb"] = launcher.mem_gb
     return params
 
 
-def plan_jobs(study: Study) -> pd.DataFrame:
-    """What would be submitted: job, steps, dependencies, status (``done`` jobs are not submitted)."""
+def _gpus(study: Study, job: Job) -> int:
+    launcher = study.launcher
+    return 0 if job.name == "plan" else (launcher.gpus_per_node if launcher.gpus_per_node is not None
+                                         else launcher.num_gpus)
+
+
+def plan_jobs(study: Study, live: dict[str, str] | None = None, stuck: dict[str, str] | None = None
+              ) -> pd.DataFrame:
+    """What would be submitted: job, steps, dependencies, status (``done`` jobs are not submitted;
+    with SLURM, ``live`` jobs, queued or running, are not submitted again, ``stuck`` ones are
+    cancelled and submitted again)."""
+    live, stuck = live or {}, stuck or {}
+
+    def status(job: Job) -> str:
+        if not _pending(study, job):
+            return "no (done)"
+        if job.name in stuck:
+            return f"again (job {stuck[job.name]} can never start: a job it waits for was cancelled or failed)"
+        if job.name in live:
+            return f"no (job {live[job.name]} queued or running)"
+        return "yes"
     return pd.DataFrame([{"job": j.name, "steps": ", ".join(j.steps), "after": ", ".join(j.deps) or "-",
-                          "submit": "yes" if _pending(study, j) else "no (done)"} for j in jobs(study)])
+                          "submit": status(j)} for j in jobs(study)])
+
+
+def _submit_slurm(study: Study, pending: list[Job], live: dict[str, str]) -> dict[str, str]:
+    """Submit ``pending`` with ``afterok`` dependencies (on jobs submitted now or still live);
+    returns job name -> id. When sbatch refuses one, every job this call submitted is cancelled
+    and NnunetTransferError names the job and sbatch's reason."""
+    executor = submitit.AutoExecutor(folder=study.folder / "submitit", cluster="slurm")
+    ids, submitted, record = dict(live), [], slurm.read_record(study)
+    for job in pending:
+        after = [ids[d] for d in job.deps if d in ids]
+        extra = {"dependency": "afterok:" + ":".join(after)} if after else {}
+        executor.update_parameters(**_parameters(study, job, True), slurm_additional_parameters=extra)
+        try:
+            ids[job.name] = executor.submit(run_job, str(study.path), list(job.steps)).job_id
+        except Exception as e:  # noqa: BLE001 - submitit raises a bare Exception / CalledProcessError for sbatch
+            slurm.cancel(submitted)
+            reason = str(getattr(e, "stderr", None) or e).strip().splitlines()
+            raise NnunetTransferError(
+                f"sbatch refused job {job.name}: {reason[-1] if reason else type(e).__name__}. The "
+                f"{len(submitted)} job(s) submitted before it were cancelled; nothing of this submission is "
+                f"queued.") from None
+        submitted.append(ids[job.name])
+        record[job.name] = ids[job.name]
+        slurm.write_record(study, record)  # written job by job: a crash leaves no unrecorded job behind
+    return ids
 
 
 def submit(study: Study, kind: str, dry_run: bool = False) -> pd.DataFrame:
     """Submit the study's pending jobs (``kind``: ``slurm`` or ``submitit-local``); with ``dry_run`` only
     return what would be submitted. Local jobs are awaited wave by wave (``launcher.max_parallel``
-    at a time); SLURM jobs are submitted with dependencies and not awaited. Returns the job table
-    with submitit's job ids."""
+    at a time); SLURM jobs are submitted with dependencies and not awaited, after their requests
+    are checked against the partition (:mod:`nnunet_transfer.study.slurm`); jobs still queued or
+    running are not submitted again. Returns the job table with the job ids."""
     activate(study)  # fail here, not on the cluster, when the nnU-Net folders are missing
-    table = plan_jobs(study)
+    live, stuck = slurm.live_jobs(study) if kind == "slurm" else ({}, {})
+    table = plan_jobs(study, live, stuck)
     if dry_run:
         return table
     record_external_sources(study)  # checkpoints given as sources: recorded before any job, checked by each
-    pending = [j for j in jobs(study) if _pending(study, j)]
-    folder = study.folder / "submitit"
-    ids: dict[str, str] = {}
     if kind == "slurm":
-        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
-        for job in pending:
-            after = [ids[d] for d in job.deps if d in ids]
-            extra = {"dependency": "afterok:" + ":".join(after)} if after else {}
-            executor.update_parameters(**_parameters(study, job, True), slurm_additional_parameters=extra)
-            ids[job.name] = executor.submit(run_job, str(study.path), list(job.steps)).job_id
+        slurm.cancel(list(stuck.values()))
+        live = {name: i for name, i in live.items() if name not in stuck}
+        pending = [j for j in jobs(study) if _pending(study, j) and j.name not in live]
+        if pending:
+            slurm.check_requests(study, slurm.partition(study.launcher.partition),
+                                 max(_gpus(study, j) for j in pending))
+        ids = _submit_slurm(study, pending, live)
     else:
-        executor = submitit.AutoExecutor(folder=folder, cluster="local")
+        ids = {}
+        pending = [j for j in jobs(study) if _pending(study, j)]
+        executor = submitit.AutoExecutor(folder=study.folder / "submitit", cluster="local")
         max_parallel = study.launcher.max_parallel
         remaining = list(pending)
         while remaining:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 from tqdm import tqdm
 
-from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.errors import CommandKilled, NnunetTransferError
 from nnunet_transfer.study import state
 from nnunet_transfer.study.sources import record_external_sources
 from nnunet_transfer.study.spec import Study
@@ -25,8 +25,10 @@ def run_step(study: Study, step: Step) -> None:
     try:
         execute(study, step)
     except BaseException as e:
-        if not isinstance(e, Exception):  # Ctrl-C, SystemExit: not a failure of the step, it just did not finish
-            state.mark(study.folder, step.id, state.INTERRUPTED, log=str(log_path(study, step)))
+        # Ctrl-C, SystemExit, a training ended by a signal (scancel): not a failure of the step, it did not finish
+        if not isinstance(e, Exception) or isinstance(e, CommandKilled):
+            state.mark(study.folder, step.id, state.INTERRUPTED, log=str(log_path(study, step)),
+                       **({"error": str(e).splitlines()[0][:500]} if isinstance(e, CommandKilled) else {}))
             raise
         ours = isinstance(e, NnunetTransferError)
         message = (str(e) if ours else f"{type(e).__name__}: {e}").strip() or type(e).__name__

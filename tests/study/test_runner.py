@@ -68,3 +68,16 @@ def test_an_interrupted_step_is_marked_and_rerun(study, monkeypatch):
     monkeypatch.setattr(runner, "execute", lambda study, step: None)
     assert runner.run_local(study, progress=False) == []
     assert set(runner.status_table(study)["status"]) == {state.DONE}
+
+
+def test_a_step_whose_training_was_ended_by_a_signal_is_interrupted_not_failed(study, monkeypatch):
+    from nnunet_transfer.errors import CommandKilled
+
+    def cancelled(study, step):
+        if step.id == "plan":
+            raise CommandKilled("`nnUNetv2_train ...` was ended by signal 15")
+
+    monkeypatch.setattr(runner, "execute", cancelled)
+    assert runner.run_local(study, progress=False) == ["plan"]
+    recorded = state.read_state(study.folder, "plan")
+    assert recorded["status"] == state.INTERRUPTED and "signal 15" in recorded["error"]
