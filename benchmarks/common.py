@@ -31,12 +31,13 @@ def demo_study(spacing_mm: float, n_train: int, keys: list[str], configurations:
     return names
 
 
-def make_trainer(name: str, dataset: str, plans: str, configuration: str = "2d", epoch: int = 0):
-    """An initialised trainer (stock or ours, found as nnUNetv2_train finds it) at ``epoch``; a
-    fine-tuning trainer has its checkpoint loaded."""
+def make_trainer(name: str, dataset: str, plans: str, configuration: str = "2d", epoch: int = 0,
+                 device: str = "cpu"):
+    """An initialised trainer (stock or ours, found as nnUNetv2_train finds it) at ``epoch`` on
+    ``device``; a fine-tuning trainer has its checkpoint loaded."""
     import torch
     from nnunetv2.run.run_training import get_trainer_from_args
-    trainer = get_trainer_from_args(dataset, configuration, "all", name, plans, device=torch.device("cpu"))
+    trainer = get_trainer_from_args(dataset, configuration, "all", name, plans, device=torch.device(device))
     trainer.initialize()
     if hasattr(trainer, "load_transfer_checkpoint"):
         trainer.load_transfer_checkpoint()

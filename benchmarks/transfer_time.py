@@ -27,6 +27,13 @@ def build(cfg: dict, in_channels: int, classes: int):
 
 
 def main(repeats: int = 5) -> dict:
+    results = measure(repeats)
+    save_results("transfer_time", results)
+    return results
+
+
+def measure(repeats: int = 5) -> dict:
+    """Median / max transfer time of each case (a fresh nnU-Net tree); nothing saved."""
     import torch
 
     from nnunet_transfer.planning.plans_file import load_plans, resolved_configuration
@@ -57,7 +64,6 @@ def main(repeats: int = 5) -> dict:
         results[label] = {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3),
                           "counts": report.counts(), "checkpoint_mb": round(path.stat().st_size / 2 ** 20, 1)}
     results["nnssl ResEnc-L into 2 channels (channel map)"] = resenc_l(root, repeats)
-    save_results("transfer_time", results)
     return results
 
 
