@@ -9,7 +9,7 @@ loader stacks the samples into the batch.
 Random streams: every process that runs the transform (each augmentation worker, or the training
 process itself with ``nnUNet_n_proc_DA=0``) takes a worker index from a shared counter the first
 time it corrupts a sample, and at every epoch draws from its own generator seeded with
-``(seed, epoch, worker index)``: the streams of two workers never coincide, two runs with the same
+``(seed, epoch, worker index, DDP rank)``: the streams of two workers never coincide, two runs with the same
 seed and ``nnUNet_n_proc_DA=0`` corrupt the same samples identically, and a run continued with
 ``--c`` at epoch k draws epoch k's stream, exactly as the uninterrupted run did, rather than
 replaying epoch 0's. The epoch is a shared value the trainer sets at the start of every epoch;
@@ -30,9 +30,10 @@ from nnunet_transfer.pretext.base import Pretext
 RECONSTRUCTION, CLASSIFICATION, VIEWS = "reconstruction", "classification", "views"
 
 
-def stream_seed(seed: int, epoch: int, worker: int) -> int:
-    """The seed of one worker's stream in one epoch (numpy's SeedSequence: well-mixed, reproducible)."""
-    return int(np.random.SeedSequence([int(seed), int(epoch) + 1, int(worker)]).generate_state(1)[0])
+def stream_seed(seed: int, epoch: int, worker: int, rank: int = 0) -> int:
+    """The seed of one worker's stream in one epoch (numpy's SeedSequence: well-mixed, reproducible);
+    ``rank``: the process's rank in nnU-Net's multi-GPU (DDP) training, whose ranks each have workers."""
+    return int(np.random.SeedSequence([int(seed), int(epoch) + 1, int(worker), int(rank)]).generate_state(1)[0])
 
 
 class PretextTransform(BasicTransform):
@@ -45,11 +46,11 @@ class PretextTransform(BasicTransform):
     """
 
     def __init__(self, pretext: Pretext, seed: int, output: str, epoch: Any | None = None,
-                 workers: Any | None = None):
+                 workers: Any | None = None, rank: int = 0):
         super().__init__()
         if output not in (RECONSTRUCTION, CLASSIFICATION, VIEWS):
             raise ValueError(output)
-        self.pretext, self.seed, self.output = pretext, int(seed), output
+        self.pretext, self.seed, self.output, self.rank = pretext, int(seed), output, int(rank)
         self.epoch = epoch if epoch is not None else multiprocessing.Value("i", 0)
         self.workers = workers if workers is not None else multiprocessing.Value("i", 0)
         self._pid: int | None = None
@@ -68,7 +69,7 @@ class PretextTransform(BasicTransform):
             self._stream = None
         epoch = int(self.epoch.value)
         if self._stream != (self._worker, epoch):
-            self._generator.manual_seed(stream_seed(self.seed, epoch, self._worker))
+            self._generator.manual_seed(stream_seed(self.seed, epoch, self._worker, self.rank))
             self._stream = (self._worker, epoch)
         return self._generator
 

@@ -63,7 +63,8 @@ class SelfSupervisedTrainerBase(PretrainingTrainerBase):
         # the number of workers that have taken an index
         self.pretext_epoch = multiprocessing.Value("i", -1)
         self.pretext_transform = PretextTransform(self.pretext, int(seed), self.transform_output,
-                                                  self.pretext_epoch, multiprocessing.Value("i", 0))
+                                                  self.pretext_epoch, multiprocessing.Value("i", 0),
+                                                  rank=self.local_rank)  # DDP: each rank's workers their own streams
 
     def get_training_transforms(self, *args, **kwargs) -> ComposeTransforms:
         """nnU-Net's training transforms, then the pretext corruption (in the workers)."""
