@@ -75,8 +75,13 @@ def run_parallel(study: Study, devices: Sequence[str], progress: bool = True,
                     log.parent.mkdir(parents=True, exist_ok=True)
                     handle = open(log, "a", encoding="utf-8")
                     env = dict(os.environ, CUDA_VISIBLE_DEVICES=device)
-                    proc = subprocess.Popen(command(study, job), env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                            preexec_fn=functools.partial(die_with_parent, os.getpid()))
+                    try:
+                        proc = subprocess.Popen(command(study, job), env=env, stdout=handle,
+                                                stderr=subprocess.STDOUT,
+                                                preexec_fn=functools.partial(die_with_parent, os.getpid()))
+                    except BaseException:
+                        handle.close()
+                        raise
                     running[device] = (job, proc, handle)
                     pending.remove(job)
             if not running:
