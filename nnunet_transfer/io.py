@@ -88,9 +88,13 @@ def write_csv_atomic(table: Any, path: str | os.PathLike) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file."""
+    """Read a JSON file. Raises NnunetTransferError naming the file when it is not JSON (truncated,
+    edited by hand, another format)."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise NnunetTransferError(f"{path} is not valid JSON ({e}); restore or delete it.") from None
 
 
 def require_writable_folder(folder: str | os.PathLike, what: str) -> Path:

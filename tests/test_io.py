@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.io import (atomic_directory, atomic_path, plain_data, require_writable_folder, write_csv_atomic,
-                                write_json_atomic)
+from nnunet_transfer.io import (atomic_directory, atomic_path, plain_data, read_json, require_writable_folder,
+                                write_csv_atomic, write_json_atomic)
 
 
 def test_plain_data_turns_numpy_paths_and_tuples_into_json_types(tmp_path):
@@ -87,3 +87,13 @@ def test_atomic_folders_get_the_permissions_of_a_plain_mkdir(tmp_path):
         assert stat.S_IMODE((tmp_path / "dataset").stat().st_mode) == 0o750
     finally:
         os.umask(umask)
+
+
+@pytest.mark.parametrize("content", [b'{"folds": {"0": ', b"", b"\xff\xfe not json"])
+def test_a_json_file_that_is_not_json_is_one_error_naming_it(tmp_path, content):
+    """A truncated, empty or foreign record (a study's external_sources.json, slurm_jobs.json, a state
+    file) is one message naming the file, not a traceback."""
+    path = tmp_path / "external_sources.json"
+    path.write_bytes(content)
+    with pytest.raises(NnunetTransferError, match=f"{path} is not valid JSON"):
+        read_json(path)
