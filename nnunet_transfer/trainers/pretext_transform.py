@@ -25,9 +25,15 @@ import numpy as np
 import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
-from nnunet_transfer.pretext.base import Pretext
+from nnunet_transfer.pretext.base import Pretext, PretextBatch
 
 RECONSTRUCTION, CLASSIFICATION, VIEWS = "reconstruction", "classification", "views"
+
+
+def reconstruction_target(out: PretextBatch) -> torch.Tensor:
+    """The target of a reconstruction pretext as the trainers' masked MSE reads it: the original
+    image, followed by the loss mask (as many channels again) when the pretext has one."""
+    return out.target if out.mask is None else torch.cat([out.target, out.mask.to(out.target.dtype)], dim=1)
 
 
 def stream_seed(seed: int, epoch: int, worker: int, rank: int = 0) -> int:
@@ -83,8 +89,7 @@ class PretextTransform(BasicTransform):
             data_dict["image"] = out.input[0]
             data_dict["segmentation"] = out.target[0].long()
         else:
-            target = out.target if out.mask is None else torch.cat([out.target, out.mask.to(out.target.dtype)], dim=1)
-            data_dict["image"], data_dict["segmentation"] = out.input[0], target[0]
+            data_dict["image"], data_dict["segmentation"] = out.input[0], reconstruction_target(out)[0]
         return data_dict
 
     def __getstate__(self) -> dict:  # a spawned worker: the shared values travel by inheritance

@@ -25,7 +25,8 @@ from nnunet_transfer.pretext import (ContextRestoration, MaskedImageModeling, Mo
                                      SimCLRViews, nt_xent)
 from nnunet_transfer.trainers.base import PretrainingTrainerBase
 from nnunet_transfer.trainers.heads import EncoderClassifier
-from nnunet_transfer.trainers.pretext_transform import CLASSIFICATION, RECONSTRUCTION, VIEWS, PretextTransform
+from nnunet_transfer.trainers.pretext_transform import (CLASSIFICATION, RECONSTRUCTION, VIEWS, PretextTransform,
+                                                        reconstruction_target)
 from nnunet_transfer.transfer.load import unwrap_model
 
 
@@ -59,12 +60,11 @@ class SelfSupervisedTrainerBase(PretrainingTrainerBase):
         except TypeError as e:
             raise NnunetTransferError(f"pretraining.{self.pretext_name} in the plans: {e}") from None
         self.val_seed = int(seed) + 1
-        # shared with the augmentation workers: the epoch (their streams are reseeded per epoch) and
-        # the number of workers that have taken an index
-        self.pretext_epoch = multiprocessing.Value("i", -1)
+        # its epoch and worker counter are shared with the augmentation workers (streams reseeded per
+        # epoch); -1 until the first epoch starts. DDP: each rank's workers have their own streams
         self.pretext_transform = PretextTransform(self.pretext, int(seed), self.transform_output,
-                                                  self.pretext_epoch, multiprocessing.Value("i", 0),
-                                                  rank=self.local_rank)  # DDP: each rank's workers their own streams
+                                                  multiprocessing.Value("i", -1), multiprocessing.Value("i", 0),
+                                                  rank=self.local_rank)
 
     def get_training_transforms(self, *args, **kwargs) -> ComposeTransforms:
         """nnU-Net's training transforms, then the pretext corruption (in the workers)."""
@@ -72,7 +72,7 @@ class SelfSupervisedTrainerBase(PretrainingTrainerBase):
         return ComposeTransforms([*stock.transforms, self.pretext_transform])
 
     def on_train_epoch_start(self):
-        self.pretext_epoch.value = self.current_epoch
+        self.pretext_transform.epoch.value = self.current_epoch
         super().on_train_epoch_start()
 
     def corrupt(self, batch: dict, generator: torch.Generator) -> dict:
@@ -113,8 +113,7 @@ class ReconstructionTrainerBase(SelfSupervisedTrainerBase):
 
     def corrupt(self, batch: dict, generator: torch.Generator) -> dict:
         out = self.pretext(batch["data"].float(), generator)
-        target = out.target if out.mask is None else torch.cat([out.target, out.mask.float()], dim=1)  # MaskedMSE
-        return dict(batch, data=out.input, target=target)
+        return dict(batch, data=out.input, target=reconstruction_target(out))
 
 
 class nnUNetTrainerPretrainModelsGenesis(ReconstructionTrainerBase):
