@@ -52,7 +52,8 @@ def run_job(study_file: str, step_ids: list[str]) -> list[str]:
     return step_ids
 
 
-def _pending(study: Study, job: Job) -> bool:
+def job_pending(study: Study, job: Job) -> bool:
+    """Whether a step of ``job`` is not done."""
     return any(state.read_state(study.folder, s)["status"] != state.DONE for s in job.steps)
 
 
@@ -83,7 +84,7 @@ def plan_jobs(study: Study, live: dict[str, str] | None = None, stuck: dict[str,
     live, stuck = live or {}, stuck or {}
 
     def status(job: Job) -> str:
-        if not _pending(study, job):
+        if not job_pending(study, job):
             return "no (done)"
         if job.name in stuck:
             return f"again (job {stuck[job.name]} can never start: a job it waits for was cancelled or failed)"
@@ -134,14 +135,14 @@ def submit(study: Study, kind: str, dry_run: bool = False) -> pd.DataFrame:
     if kind == "slurm":
         slurm.cancel(list(stuck.values()))
         live = {name: i for name, i in live.items() if name not in stuck}
-        pending = [j for j in jobs(study) if _pending(study, j) and j.name not in live]
+        pending = [j for j in jobs(study) if job_pending(study, j) and j.name not in live]
         if pending:
             slurm.check_requests(study, slurm.partition(study.launcher.partition),
                                  max(_gpus(study, j) for j in pending))
         ids = _submit_slurm(study, pending, live)
     else:
         ids = {}
-        pending = [j for j in jobs(study) if _pending(study, j)]
+        pending = [j for j in jobs(study) if job_pending(study, j)]
         executor = submitit.AutoExecutor(folder=study.folder / "submitit", cluster="local")
         max_parallel = study.launcher.max_parallel
         remaining = list(pending)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from nnunet_transfer.processes import die_with_parent
 from nnunet_transfer.study import state
-from nnunet_transfer.study.launch import Job, jobs
+from nnunet_transfer.study.launch import Job, job_pending, jobs
 from nnunet_transfer.study.sources import record_external_sources
 from nnunet_transfer.study.spec import Study
 from nnunet_transfer.study.steps import activate
@@ -41,10 +41,6 @@ def job_log(study: Study, job: Job) -> Path:
     return study.folder / "logs" / f"{state.step_file_stem(job.name)}.job.log"
 
 
-def _done(study: Study, job: Job) -> bool:
-    return all(state.read_state(study.folder, s)["status"] == state.DONE for s in job.steps)
-
-
 def run_parallel(study: Study, devices: Sequence[str], progress: bool = True,
                  command: Callable[[Study, Job], list[str]] = job_command) -> list[str]:
     """Run every job that is not done, at most one per device at a time, respecting dependencies.
@@ -57,7 +53,7 @@ def run_parallel(study: Study, devices: Sequence[str], progress: bool = True,
     all_jobs = jobs(study)
     with state.runner_lock(study.folder):
         record_external_sources(study)
-        done = {j.name for j in all_jobs if _done(study, j)}
+        done = {j.name for j in all_jobs if not job_pending(study, j)}
         pending = [j for j in all_jobs if j.name not in done]
         failed: set[str] = set()
         running: dict[str, tuple[Job, subprocess.Popen, object]] = {}
@@ -94,7 +90,7 @@ def run_parallel(study: Study, devices: Sequence[str], progress: bool = True,
                 del running[device]
                 free.append(device)
                 free.sort(key=devices.index)
-                if proc.returncode == 0 and _done(study, job):
+                if proc.returncode == 0 and not job_pending(study, job):
                     done.add(job.name)
                     bar.update()
                 else:
