@@ -34,7 +34,7 @@ def make_adapter(model: nn.Module, rules: TransferRules, maps: NameMaps = NameMa
             steps.append(f"inflated 2D->3D ({rules.inflation}, depth {tgt.shape[2]})")
         if out.ndim != tgt.ndim:
             return None
-        if key in in_proj and sources is not None and out.ndim >= 3:
+        if key in in_proj and sources is not None and out.ndim >= 3 and out.shape[0] == tgt.shape[0]:
             out = map_input_channels(out, tgt, sources, rules.unmapped_channels)
             steps.append(maps.channel_how)
         elif key in in_proj and out.ndim >= 3 and out.shape[1] != tgt.shape[1]:

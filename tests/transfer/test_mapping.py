@@ -154,3 +154,14 @@ def test_driver_errors_name_the_checkpoint_and_the_missing_channel(tmp_path):
         transfer_from_checkpoint(bare, tiny_unet(3, in_channels=2), TransferRules(channel_map={"0": "3"}),
                                  target_json={"channel_names": {"0": "T1", "1": "T2"}})
     assert NameMaps().channel_sources is None
+
+
+def test_a_mapped_first_layer_of_another_width_is_skipped_like_any_shape_mismatch():
+    """The channel map fills channels; a first convolution with other output features does not fit
+    (another network size) and is reported as skipped, as without a map, not raised mid-transfer."""
+    from nnunet_transfer.transfer.load import transfer_with_rules
+    source = tiny_unet(3, in_channels=1, features=(8, 16)).state_dict()
+    rules = TransferRules(channel_map="auto", allow_no_encoder_weights=True)
+    report = transfer_with_rules(source, tiny_unet(3, in_channels=2, features=(4, 8)), rules, NameMaps([None, 0], "x"))
+    stem = next(r for r in report.records if r.name == "encoder.stages.0.0.convs.0.conv.weight")
+    assert stem.status == SKIPPED and "shape mismatch" in stem.reason
