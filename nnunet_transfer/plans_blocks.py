@@ -35,6 +35,7 @@ PRETRAINING_KEY = "pretraining"
 SHARED_PLANS_KEY = "shared_plans"
 SHARED_KEYS = ("architecture", "patch_size", "batch_size")  # what shared plans copy between datasets
 FINAL_VALIDATION = ("auto", "always", "never")
+DEFAULT_SEED = 0  # the training seed of plans without training_schedule.seed
 STRATEGY_KEYS = ("warmup_epochs", "frozen_encoder_epochs", "encoder_lr_factor")
 RULE_KEYS = tuple(f.name for f in fields(TransferRules))
 
@@ -60,6 +61,11 @@ class TrainingSchedule(StrictModel):
 
     ``train_subset``: fold (``"0"``, ``"all"``) -> the case ids that fold trains on, a subset of
     its nnU-Net training cases (label-efficiency studies write it; validation cases unchanged).
+
+    ``seed``: the training seed (default :data:`DEFAULT_SEED`). Every trainer of ours seeds
+    Python's, numpy's and torch's generators from it before the network is built and at the start
+    of every epoch (from seed and epoch), and gives each of nnU-Net's augmentation workers its own
+    seed derived from it, so the same seed repeats a run on the CPU with ``nnUNet_n_proc_DA=0``.
     """
 
     num_epochs: PositiveInt | None = None
@@ -69,6 +75,7 @@ class TrainingSchedule(StrictModel):
     save_every: PositiveInt | None = None
     final_validation: Literal[FINAL_VALIDATION] | None = None
     train_subset: dict[str, Annotated[list[str], Field(min_length=1)]] | None = None
+    seed: NonNegativeInt | None = None
 
     def block(self) -> dict[str, Any]:
         """The block as written into plans: the keys that are set."""
@@ -76,7 +83,12 @@ class TrainingSchedule(StrictModel):
 
     def trainer_settings(self) -> dict[str, int | float]:
         """The keys that are nnU-Net trainer attributes of the same name (the numbers)."""
-        return {k: v for k, v in self.block().items() if k not in ("final_validation", "train_subset")}
+        return {k: v for k, v in self.block().items() if k not in ("final_validation", "train_subset", "seed")}
+
+    @property
+    def training_seed(self) -> int:
+        """The seed in effect: ``seed``, else :data:`DEFAULT_SEED`."""
+        return DEFAULT_SEED if self.seed is None else self.seed
 
 
 SCHEDULE_FIELDS = tuple(TrainingSchedule.model_fields)
@@ -189,7 +201,7 @@ def parse_transfer(plans: Mapping, where: str, hint: str = "") -> TransferBlock:
 # ---------------------------------------------------------------------------- pretraining
 
 class _PretrainingSettings(StrictModel):
-    seed: int = 0
+    seed: int | None = None  # the pretext streams' seed; unset: the training seed (training_schedule.seed)
     class_weights: Literal["balanced"] | None = None  # classification: inverse-frequency class weights
     pool_stages: list[int] = [-1]  # classification: encoder stages pooled into the head
     temperature: PositiveFloat = 0.1  # SimCLR
@@ -198,8 +210,9 @@ class _PretrainingSettings(StrictModel):
 # plus one object per pretext with that pretext's parameters (checked by the pretext class)
 PretrainingBlock = create_model("PretrainingBlock", __base__=_PretrainingSettings,
                                 **{name: (dict[str, Any], {}) for name in PRETEXTS})
-PretrainingBlock.__doc__ = ("``pretraining``: ``seed`` of the pretext generator, classification ``class_weights`` / "
-                            "``pool_stages``, SimCLR ``temperature``, and one object per pretext with its parameters.")
+PretrainingBlock.__doc__ = ("``pretraining``: ``seed`` of the pretext generator (default: the training seed), "
+                            "classification ``class_weights`` / ``pool_stages``, SimCLR ``temperature``, and one "
+                            "object per pretext with its parameters.")
 
 
 def parse_pretraining(plans: Mapping, where: str) -> Any:

@@ -7,15 +7,19 @@ self-describing checkpoint block and read the ``pretraining`` block.
 from __future__ import annotations
 
 import torch
+from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_transfer.names import MODE_SEGMENTATION
 from nnunet_transfer.plans_blocks import SCHEDULE_KEY, parse_pretraining, parse_schedule
 from nnunet_transfer.trainers.metadata import add_metadata_to_checkpoint, build_metadata
+from nnunet_transfer.trainers.seeding import (TRAIN_LOADER, VALIDATION_LOADER, epoch_entropy, seed_everything,
+                                              worker_seeds)
 
 
 class TransferTrainerBase(nnUNetTrainer):
-    """nnUNetTrainer whose schedule comes from the plans' ``training_schedule`` block.
+    """nnUNetTrainer whose schedule comes from the plans' ``training_schedule`` block, seeded
+    from its ``seed`` (:mod:`nnunet_transfer.trainers.seeding`).
 
     ``final_validation``: ``auto`` skips nnU-Net's final validation for fold ``all`` (its
     "validation" cases are its training cases, so the pass costs time and measures nothing),
@@ -31,6 +35,31 @@ class TransferTrainerBase(nnUNetTrainer):
             setattr(self, key, value)
         self.final_validation = schedule.final_validation or "auto"
         self.train_subset = schedule.train_subset
+        self.seed = schedule.training_seed
+
+    def initialize(self):
+        if not self.was_initialized:  # the network's initial weights: the same on every DDP rank
+            seed_everything([self.seed])
+        super().initialize()
+
+    def on_train_start(self):
+        super().on_train_start()
+        self.print_to_log_file(f"Training seed {self.seed} (training_schedule.seed)")
+
+    def on_epoch_start(self):
+        seed_everything(epoch_entropy(self.seed, self.current_epoch, self.local_rank))
+        super().on_epoch_start()
+
+    def get_dataloaders(self):
+        """nnU-Net's loaders; augmentation workers restarted with their own seeds (nnU-Net starts them
+        unseeded: numpy from the operating system, torch inherited from this process)."""
+        train, validation = super().get_dataloaders()
+        for loader, which in ((train, TRAIN_LOADER), (validation, VALIDATION_LOADER)):
+            if isinstance(loader, NonDetMultiThreadedAugmenter):
+                loader._finish()
+                loader.seeds = worker_seeds(self.seed, which, loader.num_processes, self.local_rank)
+                loader._start()
+        return train, validation
 
     def do_split(self):
         """nnU-Net's split; with ``training_schedule.train_subset`` the fold trains on the listed cases

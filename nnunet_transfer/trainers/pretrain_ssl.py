@@ -54,7 +54,7 @@ class SelfSupervisedTrainerBase(PretrainingTrainerBase):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.enable_deep_supervision = False
         settings = self.pretraining_settings
-        seed = settings.seed
+        seed = self.seed if settings.seed is None else settings.seed  # pretext streams: the training seed by default
         try:
             self.pretext = self.pretext_class(**getattr(settings, self.pretext_name))
         except TypeError as e:
