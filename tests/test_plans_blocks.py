@@ -7,6 +7,14 @@ from nnunet_transfer.plans_blocks import (SCHEDULE_FIELDS, Strategy, make_transf
 from nnunet_transfer.transfer.rules import TransferRules
 
 
+def test_training_seed_defaults_to_0_and_is_no_trainer_attribute():
+    assert parse_schedule({}).training_seed == 0
+    schedule = parse_schedule({"seed": 3, "num_epochs": 2})
+    assert schedule.training_seed == 3 and schedule.trainer_settings() == {"num_epochs": 2}
+    with pytest.raises(NnunetTransferError, match="'training_schedule.seed' is -1"):
+        parse_schedule({"seed": -1})
+
+
 def test_valid_schedule_keeps_what_is_set():
     schedule = parse_schedule({"num_epochs": 5, "initial_lr": 1, "final_validation": "never"})
     assert schedule.block() == {"num_epochs": 5, "initial_lr": 1.0, "final_validation": "never"}
@@ -77,7 +85,7 @@ def test_bad_transfer_blocks_name_the_key(block, message):
 
 def test_pretraining_block_defaults_and_checks():
     settings = parse_pretraining({}, "plans")
-    assert settings.seed == 0 and settings.pool_stages == [-1] and settings.models_genesis == {}
+    assert settings.seed is None and settings.pool_stages == [-1] and settings.models_genesis == {}
     settings = parse_pretraining({"pretraining": {"seed": 3, "rotation": {"p": 1}, "class_weights": "balanced"}}, "p")
     assert settings.seed == 3 and settings.rotation == {"p": 1}
     with pytest.raises(NnunetTransferError, match="'pretraining.class_weights' is 'inverse'; choose from balanced"):
