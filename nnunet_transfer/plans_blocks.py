@@ -146,6 +146,25 @@ class Strategy:
 
 # ---------------------------------------------------------------------------- transfer
 
+class TransferRuleOptions(StrictModel):
+    """The rule keys of a ``transfer`` block (:class:`nnunet_transfer.transfer.rules.TransferRules`),
+    every one optional: what ``attach`` takes as options and a study's ``[sources.transfer]`` table."""
+
+    load: Literal[LOAD_RULES] | None = None
+    input_channels: Literal[INPUT_CHANNEL_RULES] | None = None
+    inflation: Literal[INFLATION_RULES] | None = None
+    kernel: Literal[KERNEL_RULES] | None = None
+    strict: bool | None = None
+    allow_no_encoder_weights: bool | None = None
+    channel_map: Literal["auto"] | dict[str, str | None] | None = None
+    unmapped_channels: Literal[UNMAPPED_CHANNEL_RULES] | None = None
+    keep_classes: Literal["auto"] | dict[str, str | None] | None = None
+
+    def rules(self) -> TransferRules:
+        """The rules, unset keys at their defaults."""
+        return TransferRules(**self.model_dump(exclude_none=True))
+
+
 class TransferBlock(StrategyOptions):
     """``transfer``: the checkpoint, how it is loaded (the rules of
     :class:`nnunet_transfer.transfer.rules.TransferRules`) and the strategy keys.

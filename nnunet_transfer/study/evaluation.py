@@ -12,7 +12,8 @@ import numpy as np
 from nnunet_transfer.evaluation.evaluate import EvaluationSettings, evaluate_folders
 from nnunet_transfer.io import read_json, write_csv_atomic, write_json_atomic
 from nnunet_transfer.layout import DATASET_JSON
-from nnunet_transfer.study.spec import STUDY_METRICS, Target
+from nnunet_transfer.study.metrics import STUDY_METRICS
+from nnunet_transfer.study.spec import Target
 
 
 def evaluation_settings(target: Target) -> EvaluationSettings:

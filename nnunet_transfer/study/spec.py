@@ -6,6 +6,8 @@ Example::
     configuration = "3d_fullres"          # or "2d"
     planner = "ExperimentPlanner"         # or nnU-Net's residual-encoder presets nnUNetPlannerResEncM / L / XL
     folds = [0, 1, 2, 3, 4]
+    seeds = [0, 1, 2]                     # training seeds: every fine-tuning and scratch run once per seed
+    pretrain_seeds = "one"                # or "each": each source pretrained once per seed
     strategies = ["finetune"]             # finetune | warmup | frozen_encoder | encoder_lr
     nnunet_root = "nnunet"                # optional: nnUNet_raw / _preprocessed / _results below this folder
 
@@ -16,6 +18,14 @@ Example::
     dataset = 901
     task = "segmentation"                 # classification | segmentation | ssl:<pretext>
     domain = "mri"                        # mri | natural
+
+    [[sources]]                           # the same pretraining again, transferred another way
+    dataset = 903
+    task = "ssl:models_genesis"
+    label = "mri models genesis"
+    strategies = ["finetune", "frozen_encoder"]   # optional: this source's strategies
+    [sources.transfer]                    # the rules of attach / the plans' transfer block
+    load = "encoder"                      # encoder | encoder+decoder | all-but-head
 
     [[sources]]                           # a network from elsewhere: no pretraining step, its SHA-256 checked
     checkpoint = "openmind_mae.pth"       # an nnssl / nnU-Net / own checkpoint (relative to this file)
@@ -32,25 +42,27 @@ Example::
 
 Every key is type-checked when the file is read (:class:`StudyFile`, a pydantic model whose JSON
 Schema editors can use: ``documentation/reference/study.schema.json``); an error names the key
-and what is allowed. Two sources, targets, strategies or folds that would share a step id are
-refused.
+and what is allowed. Two sources, targets, strategies, folds or seeds that would share a step id
+are refused. A source with ``[sources.transfer]`` keys carries them in its row label and step id
+(``mri models genesis [load=encoder]``), so one pretraining can be compared under several rules;
+sources that pretrain the same dataset with the same task share one pretraining step.
 """
 from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.evaluation.profiles import PROFILES
 from nnunet_transfer.names import (DEFAULT_PLANNER, DEVICES, DOMAINS, EVALUATION_PROFILES, NSD_TOLERANCE_MM, PLANNERS,
                                    PRETRAINING_TASKS, SCRATCH, STRATEGIES)
-from nnunet_transfer.plans_blocks import DEFAULT_PLANS, StrategyOptions, TrainingSchedule
+from nnunet_transfer.plans_blocks import DEFAULT_PLANS, StrategyOptions, TrainingSchedule, TransferRuleOptions
 from nnunet_transfer.planning.twin import TWIN_CONFIGURATION
+from nnunet_transfer.study.metrics import STUDY_METRICS, StudyMetric  # noqa: F401 - StudyMetric: the spec's API
 from nnunet_transfer.validation import StrictModel, first_problem
 
 if sys.version_info >= (3, 11):
@@ -60,46 +72,10 @@ else:  # Python 3.10: the same parser from PyPI
 
 
 
-@dataclass(frozen=True)
-class StudyMetric:
-    """A metric a study table can show: its per-case ``column`` (the mean over the labels that have
-    ``<column>_<label>``; ``mDice`` / ``mIoU`` as evaluated), whether it needs the target's lesion
-    metrics, the profile it belongs to, and its direction and range (for captions and axes)."""
-
-    name: str
-    column: str
-    lesions: bool = False
-    profile: str | None = None
-    lower_is_better: bool = False
-    fraction: bool = True  # values in [0, 1]
-
-
-# profile metrics that are not fractions in [0, 1] (volumes, counts, relative differences)
-UNBOUNDED_PROFILE_METRICS = ("volume_difference", "simple_lesion_count", "VD", "volume_ref_ml", "volume_pred_ml",
-                             "RelativeVolumeError")
-
-
-def _study_metrics() -> dict[str, StudyMetric]:
-    metrics = [StudyMetric("dice", "mDice"), StudyMetric("miou", "mIoU"), StudyMetric("nsd", "NSD"),
-               StudyMetric("hd95", "HD95", lower_is_better=True, fraction=False),
-               StudyMetric("assd", "ASSD", lower_is_better=True, fraction=False)]
-    metrics += [StudyMetric(column.lower(), column, lesions=True) for column in
-                ("lesion_TPR", "lesion_precision", "lesion_F1", "PQ", "SQ", "RQ", "lesion_Dice")]
-    metrics.append(StudyMetric("lesion_count_difference", "lesion_count_difference", lesions=True,
-                               lower_is_better=True, fraction=False))
-    for profile in PROFILES.values():
-        for name in profile.metrics:
-            lower = name in profile.lower_is_better
-            bounded = name not in UNBOUNDED_PROFILE_METRICS
-            metrics.append(StudyMetric(profile.column(name).lower(), profile.column(name), lesions=True,
-                                       profile=profile.name, lower_is_better=lower, fraction=bounded))
-    return {m.name: m for m in metrics}
-
-
-STUDY_METRICS: dict[str, StudyMetric] = _study_metrics()
 METRICS = tuple(STUDY_METRICS)
 CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
 LAUNCHERS = ("local", "slurm", "submitit-local")
+PRETRAIN_SEEDS = ("one", "each")
 EVALUATE_ON = ("test", "validation")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
@@ -127,6 +103,11 @@ class SourceSpec(StrictModel):
     checkpoint: Annotated[str, Field(min_length=1, description=(
         "a checkpoint file used instead of pretraining (relative to the study file); its SHA-256 is recorded "
         "when the study starts and checked before each fine-tuning"))] | None = None
+    transfer: TransferRuleOptions | None = Field(None, description=(
+        "how this source is transferred: the rule keys of attach / the plans' transfer block (load, input_channels, "
+        "channel_map, unmapped_channels, keep_classes, inflation, kernel, strict, allow_no_encoder_weights)"))
+    strategies: Annotated[list[Literal[tuple(STRATEGIES)]], Field(min_length=1, description=(
+        "this source's fine-tuning strategies (default: the study's strategies)"))] | None = None
 
 
 class TargetSpec(StrictModel):
@@ -170,6 +151,12 @@ class StudyFile(StrictModel):
     name: Annotated[str, Field(pattern=NAME_PATTERN)] | None = None
     configuration: Literal[CONFIGURATIONS] = "3d_fullres"
     folds: Annotated[list[Fold], Field(min_length=1)] = [0]
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1, description=(
+        "training seeds (training_schedule.seed): every fine-tuning and scratch run is trained once per seed; seed 0 "
+        "keeps the step ids of a one-seed study"))] = [0]
+    pretrain_seeds: Literal[PRETRAIN_SEEDS] = Field("one", description=(
+        "one: every source is pretrained once, with the first seed; each: once per seed, and each seed's "
+        "fine-tunings start from that seed's pretraining"))
     strategies: Annotated[list[Literal[tuple(STRATEGIES)]], Field(min_length=1)] = ["finetune"]
     sources: list[SourceSpec] = []
     targets: list[TargetSpec] = []
@@ -212,13 +199,29 @@ def json_schema() -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- the parsed study
 
+def rule_text(rules: dict[str, Any]) -> str:
+    """Transfer rule keys as a label part: ``load=encoder, channel_map=FLAIR<-T1``."""
+    def value(v: Any) -> str:
+        return ", ".join(f"{k}<-{w}" for k, w in v.items()) if isinstance(v, dict) else str(v).lower()
+    return ", ".join(f"{k}={value(v)}" for k, v in rules.items())
+
+
 @dataclass(frozen=True)
 class Source:
     dataset: str | int | None  # None: an external checkpoint
     task: str
     domain: str
-    label: str  # row label in the table, e.g. "mri segmentation"
+    name: str  # the study file's label, or "<domain> <task>"
     checkpoint: Path | None = None  # an external checkpoint, used instead of pretraining
+    rules: dict[str, Any] = field(default_factory=dict)  # [sources.transfer]: the rule keys that are set
+    strategies: tuple[str, ...] | None = None  # this source's strategies (None: the study's)
+    pretraining: str | None = None  # the id of its pretraining step, shared by sources of one pretraining
+
+    @property
+    def label(self) -> str:
+        """Row label in the table: the name, with the transfer rules set for this source, e.g.
+        ``mri models genesis [load=encoder]``."""
+        return f"{self.name} [{rule_text(self.rules)}]" if self.rules else self.name
 
     @property
     def external(self) -> bool:
@@ -283,6 +286,24 @@ class Study:
     subset_seed: int = 0
     launcher: LauncherSpec = LauncherSpec()
     planner: str = DEFAULT_PLANNER
+    seeds: tuple[int, ...] = (0,)
+    pretrain_seeds: str = "one"
+
+    def pretrain_seed(self, seed: int) -> int:
+        """The seed of the pretraining a run of ``seed`` fine-tunes from."""
+        return seed if self.pretrain_seeds == "each" else self.seeds[0]
+
+    @property
+    def pretraining_seeds(self) -> tuple[int, ...]:
+        return self.seeds if self.pretrain_seeds == "each" else self.seeds[:1]
+
+    def strategies_of(self, source: Source) -> tuple[str, ...]:
+        return source.strategies or self.strategies
+
+    @property
+    def several_strategies(self) -> bool:
+        """Whether any source is fine-tuned with another strategy than the others (rows then name it)."""
+        return len({st for s in self.sources for st in self.strategies_of(s)}) > 1
 
     @property
     def twin(self) -> bool:
@@ -312,6 +333,10 @@ def _unique(path: Path, key: str, items: list, what: str, reserved: tuple[str, .
 def _source(path: Path, index: int, spec: SourceSpec) -> Source:
     """A ``[[sources]]`` table checked: a dataset with one of our pretraining tasks, or a checkpoint."""
     key = f"sources[{index}]"
+    rules = spec.transfer.model_dump(exclude_none=True) if spec.transfer is not None else {}
+    options = {"rules": rules, "strategies": tuple(spec.strategies) if spec.strategies else None}
+    if spec.strategies:
+        _unique(path, f"{key}.strategies", list(spec.strategies), "strategy")
     if spec.checkpoint is None:
         if spec.dataset is None:
             _fail(path, key, "needs a dataset to pretrain on, or a checkpoint to start from")
@@ -319,13 +344,27 @@ def _source(path: Path, index: int, spec: SourceSpec) -> Source:
         if task not in PRETRAINING_TASKS:
             _fail(path, f"{key}.task", f"is {task!r}; choose from {', '.join(PRETRAINING_TASKS)} (or give a "
                                        f"checkpoint, whose task is free text)")
-        return Source(spec.dataset, task, spec.domain, spec.label or f"{spec.domain} {task}")
+        return Source(spec.dataset, task, spec.domain, spec.label or f"{spec.domain} {task}", **options)
     if spec.dataset is not None:
         _fail(path, key, "has both dataset and checkpoint; a checkpoint source is not pretrained here, so it takes "
                          "no dataset")
     checkpoint = (path.parent / spec.checkpoint).resolve()
     task = spec.task or "external"
-    return Source(None, task, spec.domain, spec.label or f"{spec.domain} {task}", checkpoint)
+    return Source(None, task, spec.domain, spec.label or f"{spec.domain} {task}", checkpoint, **options)
+
+
+def _share_pretrainings(sources: list[Source]) -> list[Source]:
+    """Each pretrained source with the id of its pretraining step: sources that pretrain the same
+    dataset with the same task in the same domain (e.g. one Models Genesis network transferred
+    under two rules) share the step of the first of them."""
+    first: dict[tuple, str] = {}
+    out = []
+    for source in sources:
+        if not source.external:
+            ident = (str(source.dataset), source.task, source.domain)
+            source = replace(source, pretraining=first.setdefault(ident, slug(source.name)))
+        out.append(source)
+    return out
 
 
 def load_study(path: str | Path) -> Study:
@@ -351,7 +390,7 @@ def load_study(path: str | Path) -> Study:
     for what in ("sources", "targets"):
         if not getattr(spec, what):
             _fail(path, what, "needs at least one [[...]] table")
-    sources = [_source(path, i, s) for i, s in enumerate(spec.sources)]
+    sources = _share_pretrainings([_source(path, i, s) for i, s in enumerate(spec.sources)])
     targets = [Target(t.dataset, t.label or str(t.dataset), t.metric, t.lesions, t.evaluate_on,
                       tuple(sorted(t.train_sizes or ())), None if t.metrics is None else tuple(t.metrics), t.profile,
                       t.nsd_tolerance_mm) for t in spec.targets]
@@ -359,12 +398,16 @@ def load_study(path: str | Path) -> Study:
     _unique(path, "targets", [t.label for t in targets], "target id")
     _unique(path, "strategies", list(spec.strategies), "strategy")
     _unique(path, "folds", list(spec.folds), "fold")
+    _unique(path, "seeds", list(spec.seeds), "seed")
     for i, target in enumerate(targets):
         _unique(path, f"targets[{i}].train_sizes", list(target.train_sizes), "training size")
         _check_metrics(path, i, target)
     if spec.schedule.train_subset is not None:
         _fail(path, "schedule.train_subset", "is written by the study runner from the targets' train_sizes; "
                                               "set train_sizes on a [[targets]] table instead")
+    if spec.schedule.seed is not None:
+        _fail(path, "schedule.seed", "is written by the study runner from the study's seeds; set seeds = [...] "
+                                     "at the top of the study file instead")
     schedule = spec.schedule.block()
     validation = any(t.evaluate_on == "validation" for t in targets)
     if validation and ("all" in spec.folds or schedule.get("final_validation") == "never"):
@@ -383,4 +426,5 @@ def load_study(path: str | Path) -> Study:
         reference=spec.reference, plans=spec.plans,
         nnunet_root=(root / spec.nnunet_root).resolve() if spec.nnunet_root is not None else None,
         device=spec.device, num_processes=spec.num_processes, batch_size=spec.batch_size,
-        subset_seed=spec.subset_seed, launcher=spec.launcher, planner=spec.planner)
+        subset_seed=spec.subset_seed, launcher=spec.launcher, planner=spec.planner, seeds=tuple(spec.seeds),
+        pretrain_seeds=spec.pretrain_seeds)

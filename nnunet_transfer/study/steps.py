@@ -1,16 +1,19 @@
 """The study grid as steps, and how one step runs.
 
 Steps, in dependency order: ``plan`` (shared plans + preprocessing, once), ``pretrain/<source>``
-(once per source that is pretrained here, fold ``all``; a source given as a ``checkpoint`` has
-none, its file is checked against the SHA-256 recorded when the study started before each
-fine-tuning), ``train/<target>/<init>/<strategy>/fold_<f>`` (fine-tuning from each source with
-each strategy, and ``scratch`` with the identical plans and schedule), and
-``test/...`` (nnU-Net's predictor on the target's imagesTs, then the evaluation against its
-labelsTs). A target with ``train_sizes`` has these runs once per size,
-``train/<target>/n<size>/<init>/<strategy>/fold_<f>``, each training on the size's subset
+(once per pretraining: sources that pretrain one dataset with one task share it; a source given
+as a ``checkpoint`` has none, its file is checked against the SHA-256 recorded when the study
+started before each fine-tuning), ``train/<target>/<init>/<strategy>/fold_<f>`` (fine-tuning from
+each source with each of its strategies, under its transfer rules, and ``scratch`` with the
+identical plans and schedule), and ``test/...`` (nnU-Net's predictor on the target's imagesTs,
+then the evaluation against its labelsTs). A target with ``train_sizes`` has these runs once per
+size, ``train/<target>/n<size>/<init>/<strategy>/fold_<f>``, each training on the size's subset
 (:mod:`nnunet_transfer.study.subsets`) through a plans copy ``<plans>_n<size>`` whose
 ``training_schedule.train_subset`` lists the cases: the preprocessed data are shared, nothing is
-copied. Trainings run stock ``nnUNetv2_train``; outputs are checked before a step is done.
+copied. Each seed of the study's ``seeds`` other than 0 adds ``seed_<s>/`` before the fold (and
+``_s<s>`` to the plans name, whose ``training_schedule.seed`` it sets); with ``pretrain_seeds =
+"each"`` the pretrainings too (``pretrain/<source>/seed_<s>``). Trainings run stock
+``nnUNetv2_train``; outputs are checked before a step is done.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from nnunet_transfer.names import SCRATCH, SCRATCH_TRAINER, STRATEGIES
 from nnunet_transfer.planning.attach import attach
 from nnunet_transfer.planning.plans_file import load_plans, write_plans
 from nnunet_transfer.planning.shared import plan_shared
-from nnunet_transfer.plans_blocks import update_schedule
+from nnunet_transfer.plans_blocks import DEFAULT_SEED, TransferRuleOptions, update_schedule
 from nnunet_transfer.study.evaluation import evaluate_run, evaluation_is_stale
 from nnunet_transfer.study.sources import check_external_source
 from nnunet_transfer.study.spec import Source, Study, Target
@@ -48,6 +51,7 @@ class Run:
     strategy: str  # a STRATEGIES key, or "scratch"
     fold: int | str
     size: int | None = None  # training patients (a target's train_sizes); None: every training case
+    seed: int = DEFAULT_SEED  # the training seed (training_schedule.seed)
 
     @property
     def init(self) -> str:
@@ -59,10 +63,30 @@ class Run:
 
     @property
     def path(self) -> str:
-        """``<target>[/n<size>]/<init>/<strategy>/fold_<f>``: step-id suffix and folder of predictions /
-        evaluations."""
+        """``<target>[/n<size>]/<init>/<strategy>[/seed_<s>]/fold_<f>``: step-id suffix and folder of
+        predictions / evaluations (no seed part for seed 0, so a one-seed study keeps its ids when
+        seeds are added)."""
         size = "" if self.size is None else f"n{self.size}/"
-        return f"{self.target.key}/{size}{self.init}/{self.strategy}/fold_{self.fold}"
+        return f"{self.target.key}/{size}{self.init}/{self.strategy}/{seed_part(self.seed)}fold_{self.fold}"
+
+
+def row_label(study: Study, run: Run) -> str:
+    """The run's row in the study's table: the source's label (with its transfer rules), with the
+    strategy when the study fine-tunes with more than one; ``scratch``."""
+    if run.source is None:
+        return SCRATCH
+    return f"{run.source.label} ({run.strategy})" if study.several_strategies else run.source.label
+
+
+def seed_part(seed: int) -> str:
+    """The seed's part of a step id: none for seed 0, else ``seed_<s>/``."""
+    return "" if seed == DEFAULT_SEED else f"seed_{seed}/"
+
+
+def pretrain_step_id(source: Source, seed: int) -> str:
+    """``pretrain/<pretraining id>[/seed_<s>]``: one step per pretraining, shared by the sources that
+    transfer it under different rules."""
+    return f"pretrain/{source.pretraining}" + ("" if seed == DEFAULT_SEED else f"/seed_{seed}")
 
 
 @dataclass(frozen=True)
@@ -72,26 +96,35 @@ class Step:
     deps: tuple[str, ...] = ()
     source: Source | None = None
     run: Run | None = None
+    seed: int = DEFAULT_SEED  # a pretraining's seed
 
 
 def runs(study: Study) -> list[Run]:
-    """Every (target, training size, source or scratch, strategy, fold) of the study, scratch last per
-    target, size and fold."""
+    """Every (target, training size, seed, source or scratch, strategy, fold) of the study, scratch
+    last per target, size, seed and fold."""
     out = []
     for target in study.targets:
         for size in target.train_sizes or (None,):
-            for fold in study.folds:
-                out += [Run(target, s, strategy, fold, size) for s in study.sources for strategy in study.strategies]
-                out.append(Run(target, None, SCRATCH, fold, size))
+            for seed in study.seeds:
+                for fold in study.folds:
+                    out += [Run(target, s, strategy, fold, size, seed) for s in study.sources
+                            for strategy in study.strategies_of(s)]
+                    out.append(Run(target, None, SCRATCH, fold, size, seed))
     return out
 
 
 def expand(study: Study) -> list[Step]:
     """The study's steps in an order that respects every dependency."""
     steps = [Step("plan", "plan")]
-    steps += [Step(f"pretrain/{s.key}", "pretrain", ("plan",), source=s) for s in study.sources if not s.external]
+    pretrained = {}
+    for source in (s for s in study.sources if not s.external):
+        for seed in study.pretraining_seeds:
+            step_id = pretrain_step_id(source, seed)
+            pretrained.setdefault(step_id, Step(step_id, "pretrain", ("plan",), source=source, seed=seed))
+    steps += pretrained.values()
     for run in runs(study):
-        deps = ("plan",) if run.source is None or run.source.external else (f"pretrain/{run.source.key}",)
+        deps = ("plan",) if run.source is None or run.source.external else \
+            (pretrain_step_id(run.source, study.pretrain_seed(run.seed)),)
         steps.append(Step(f"train/{run.path}", "train", deps, run=run))
         steps.append(Step(f"test/{run.path}", "test", (f"train/{run.path}",), run=run))
     return steps
@@ -130,19 +163,30 @@ def reference_dataset(study: Study) -> str:
     return dataset_name(mri_seg[0].dataset if mri_seg else study.targets[0].dataset)
 
 
-def checkpoint_path(study: Study, source: Source) -> Path:
+def seeded_plans(plans: str, seed: int) -> str:
+    """A plans name with the seed: ``<plans>_s<seed>``, the name itself for seed 0."""
+    return plans if seed == DEFAULT_SEED else f"{plans}_s{seed}"
+
+
+def pretraining_plans(study: Study, seed: int) -> str:
+    """The plans a source is pretrained with at ``seed``: the study's, or a copy with the seed."""
+    return seeded_plans(study.plans, seed)
+
+
+def checkpoint_path(study: Study, source: Source, seed: int = DEFAULT_SEED) -> Path:
+    """The checkpoint a source offers: its file (external), else its pretraining's at ``seed``."""
     if source.external:
         return source.checkpoint
-    return results_folder(dataset_name(source.dataset), source.trainer, study.plans,
+    return results_folder(dataset_name(source.dataset), source.trainer, pretraining_plans(study, seed),
                           study.source_configuration(source), "all") / CHECKPOINT_FINAL
 
 
 def finetune_plans(study: Study, run: Run) -> str:
     """The plans a run trains with: the study's (scratch), a copy with the transfer block (fine-tuning:
     ``<plans>_from_<source id>_<strategy>``, one per source even when two pretrain on one dataset),
-    each with ``_n<size>`` and the subset for a training size."""
+    each with ``_n<size>`` and the subset for a training size, and ``_s<seed>`` for a seed other than 0."""
     plans = study.plans if run.source is None else f"{study.plans}_from_{run.source.key}_{run.strategy}"
-    return plans if run.size is None else f"{plans}_n{run.size}"
+    return seeded_plans(plans if run.size is None else f"{plans}_n{run.size}", run.seed)
 
 
 def subsets_file(study: Study, target: Target) -> Path:
@@ -172,17 +216,19 @@ def training_subsets(study: Study, target: Target) -> dict[str, dict[str, list[s
 
 
 def run_schedule(study: Study, run: Run) -> dict | None:
-    """The ``training_schedule`` keys a run adds to its plans: the subset of each fold for a size."""
-    if run.size is None:
-        return None
-    subsets = training_subsets(study, run.target)
-    return {"train_subset": {fold: sizes[str(run.size)] for fold, sizes in subsets.items()}}
+    """The ``training_schedule`` keys a run adds to its plans: the subset of each fold for a size,
+    the seed when it is not the default."""
+    schedule = {} if run.seed == DEFAULT_SEED else {"seed": run.seed}
+    if run.size is not None:
+        subsets = training_subsets(study, run.target)
+        schedule["train_subset"] = {fold: sizes[str(run.size)] for fold, sizes in subsets.items()}
+    return schedule or None
 
 
-def _write_scratch_plans(study: Study, run: Run, schedule: dict) -> None:
-    dataset = dataset_name(run.target.dataset)
+def _write_plans_copy(study: Study, dataset: str, name: str, schedule: dict) -> None:
+    """The study's plans of ``dataset`` as ``name``, with ``schedule`` keys set."""
     plans = update_schedule(load_plans(dataset, study.plans), schedule)
-    write_plans({**plans, "plans_name": finetune_plans(study, run)}, dataset)
+    write_plans({**plans, "plans_name": name}, dataset)
 
 
 def run_folder(study: Study, run: Run) -> Path:
@@ -313,19 +359,22 @@ def execute(study: Study, step: Step) -> None:
     if step.kind == "plan":
         _plan(study, step)
     elif step.kind == "pretrain":
-        source = step.source
-        _train(study, step, dataset_name(source.dataset), study.source_configuration(source), "all", source.trainer,
-               study.plans, checkpoint_path(study, source).parent)
+        source, dataset = step.source, dataset_name(step.source.dataset)
+        if step.seed != DEFAULT_SEED:
+            _write_plans_copy(study, dataset, pretraining_plans(study, step.seed), {"seed": step.seed})
+        _train(study, step, dataset, study.source_configuration(source), "all", source.trainer,
+               pretraining_plans(study, step.seed), checkpoint_path(study, source, step.seed).parent)
     elif step.kind == "train":
         run = step.run
         schedule = run_schedule(study, run)
         if run.source is not None:
             if run.source.external:
                 check_external_source(study, run.source)
-            attach(checkpoint_path(study, run.source), dataset_name(run.target.dataset), study.plans,
-                   finetune_plans(study, run), strategy=study.strategy_options.get(run.strategy), schedule=schedule)
+            attach(checkpoint_path(study, run.source, study.pretrain_seed(run.seed)), dataset_name(run.target.dataset),
+                   study.plans, finetune_plans(study, run), rules=TransferRuleOptions(**run.source.rules).rules(),
+                   strategy=study.strategy_options.get(run.strategy), schedule=schedule)
         elif schedule is not None:
-            _write_scratch_plans(study, run, schedule)
+            _write_plans_copy(study, dataset_name(run.target.dataset), finetune_plans(study, run), schedule)
         _train(study, step, dataset_name(run.target.dataset), study.configuration, run.fold, run.trainer,
                finetune_plans(study, run), run_folder(study, run))
     elif step.kind == "test":

@@ -84,6 +84,74 @@ def test_training_sizes_multiply_the_runs_of_their_target(tmp_path):
             "train/4/scratch/scratch/fold_0"} <= ids
 
 
+def test_seeds_are_a_grid_axis_and_seed_0_keeps_the_ids(tmp_path):
+    study = load_study(_write(tmp_path, MINIMAL.replace("folds = [0, 1]", "folds = [0, 1]\nseeds = [0, 4]")))
+    grid = runs(study)
+    assert len(grid) == 2 * 2 * 2 * (2 * 2 + 1) and {r.seed for r in grid} == {0, 4}
+    ids = [s.id for s in expand(study)]
+    assert {"train/3/scratch/scratch/fold_0", "train/3/scratch/scratch/seed_4/fold_0",
+            "test/4/natural_classification/warmup/seed_4/fold_1"} <= set(ids)
+    # one pretraining per source (pretrain_seeds = "one"): every seed fine-tunes from it
+    assert [i for i in ids if i.startswith("pretrain/")] == ["pretrain/mri_ssl_models_genesis",
+                                                              "pretrain/natural_classification"]
+    seed4 = next(s for s in expand(study) if s.id == "train/3/mri_ssl_models_genesis/finetune/seed_4/fold_0")
+    assert seed4.deps == ("pretrain/mri_ssl_models_genesis",)
+    each = load_study(_write(tmp_path, MINIMAL.replace("folds = [0, 1]", 'seeds = [1, 2]\npretrain_seeds = "each"')))
+    steps = {s.id: s for s in expand(each)}
+    assert {"pretrain/mri_ssl_models_genesis/seed_1", "pretrain/mri_ssl_models_genesis/seed_2"} <= set(steps)
+    assert steps["train/3/mri_ssl_models_genesis/warmup/seed_2/fold_0"].deps == (
+        "pretrain/mri_ssl_models_genesis/seed_2",)
+
+
+def test_plans_names_and_schedules_of_seeded_runs(tmp_path):
+    from nnunet_transfer.study.steps import finetune_plans, pretraining_plans, run_schedule
+    study = load_study(_write(tmp_path, MINIMAL.replace("folds = [0, 1]", "seeds = [0, 4]")))
+    by_path = {r.path: r for r in runs(study)}
+    seeded = by_path["3/mri_ssl_models_genesis/finetune/seed_4/fold_0"]
+    assert finetune_plans(study, seeded) == "nnUNetTransferPlans_from_mri_ssl_models_genesis_finetune_s4"
+    assert run_schedule(study, seeded) == {"seed": 4}
+    unseeded = by_path["3/scratch/scratch/fold_0"]
+    assert finetune_plans(study, unseeded) == "nnUNetTransferPlans" and run_schedule(study, unseeded) is None
+    assert pretraining_plans(study, 4) == "nnUNetTransferPlans_s4" and study.pretrain_seed(4) == 0
+
+
+def test_per_source_transfer_rules_and_strategies(tmp_path):
+    text = MINIMAL.replace('task = "ssl:models_genesis"\n', 'task = "ssl:models_genesis"\n[sources.transfer]\n'
+                           'load = "encoder"\n[[sources]]\ndataset = 1\ntask = "ssl:models_genesis"\n'
+                           'strategies = ["frozen_encoder"]\n')
+    study = load_study(_write(tmp_path, text))
+    encoder, full = study.sources[:2]
+    assert encoder.label == "mri ssl:models_genesis [load=encoder]" and encoder.rules == {"load": "encoder"}
+    assert encoder.key == "mri_ssl_models_genesis_load_encoder" and full.key == "mri_ssl_models_genesis"
+    assert full.strategies == ("frozen_encoder",) and study.strategies_of(encoder) == ("finetune", "warmup")
+    # one pretraining for both: the same dataset and task
+    assert encoder.pretraining == full.pretraining == "mri_ssl_models_genesis"
+    steps = expand(study)
+    assert [s.id for s in steps if s.kind == "pretrain"] == ["pretrain/mri_ssl_models_genesis",
+                                                             "pretrain/natural_classification"]
+    ids = {s.id for s in steps}
+    assert {"train/3/mri_ssl_models_genesis_load_encoder/warmup/fold_0",
+            "train/3/mri_ssl_models_genesis/frozen_encoder/fold_0"} <= ids
+    assert "train/3/mri_ssl_models_genesis/finetune/fold_0" not in ids
+
+
+@pytest.mark.parametrize("change, bad, message", [
+    ('task = "classification"\n', 'task = "classification"\n[sources.transfer]\nload = "decoder"\n',
+     r"'sources\[1\].transfer.load' is 'decoder'; choose from encoder, encoder\+decoder"),
+    ('task = "classification"\n', 'task = "classification"\n[sources.transfer]\nloads = "encoder"\n',
+     r"'sources\[1\].transfer.loads' is not a study key; allowed here: allow_no_encoder_weights"),
+    ('task = "classification"\n', 'task = "classification"\nstrategies = ["finetune", "finetune"]\n',
+     r"'sources\[1\].strategies' has 'finetune' and 'finetune'"),
+    ('folds = [0, 1]', 'seeds = [1, 1]', "'seeds' has 1 and 1, which share the seed"),
+    ('folds = [0, 1]', 'seeds = []', "'seeds' is \\[\\]: list should have at least 1"),
+    ('folds = [0, 1]', 'pretrain_seeds = "two"', "'pretrain_seeds' is 'two'; choose from one, each"),
+    ('lesions = true\n', 'lesions = true\n[schedule]\nseed = 3\n', "'schedule.seed' is written by the study runner"),
+])
+def test_bad_seeds_and_source_rules(tmp_path, change, bad, message):
+    with pytest.raises(NnunetTransferError, match=message):
+        load_study(_write(tmp_path, MINIMAL.replace(change, bad, 1)))
+
+
 @pytest.mark.parametrize("change, bad, message", [
     ('dataset = 3\n', 'dataset = 3\ntrain_sizes = [2, 2]\n',
      r"'targets\[0\].train_sizes' has 2 and 2, which share the training size"),
