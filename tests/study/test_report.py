@@ -67,8 +67,9 @@ def test_markdown_cells_and_caption(study):
     assert "| mri seg | 0.735 ± 0.014 | +0.100 [+0.100, +0.100] | 0.031 | 0.750 ± 0.000 | +0.250 [+0.250, +0.250] " \
            "| 0.031 |" in text
     assert "| scratch | 0.635 ± 0.014 |  |  | 0.500 ± 0.000 |  |  |" in text
-    assert "n (paired test cases): stroke: 6; folds: stroke: 2." in text
+    assert "n (paired test cases): stroke: 6; folds: stroke: 2; training seeds: 1." in text
     assert "Holm-corrected" in text and "none where n < 6" in text
+    assert "training randomness is not measured" in text
     assert "###" not in text  # no training sizes: one block without a heading
 
 
@@ -131,14 +132,13 @@ def test_missing_evaluations_are_an_error(tmp_path):
         collect(load_study(path))
 
 
-def test_runs_with_different_schedules_are_not_compared(tmp_path, monkeypatch):
+def _trained_plans(tmp_path, monkeypatch, study_text: str = STUDY):
+    """A study whose every run has the plans.json nnU-Net copies into its model folder."""
     import json
 
-    from nnunet_transfer.errors import NnunetTransferError
-    from nnunet_transfer.study.report import check_comparable
     from nnunet_transfer.study.steps import activate, run_folder
     path = tmp_path / "s.toml"
-    path.write_text(STUDY.replace('name = "s"', 'name = "s"\nnnunet_root = "nn"'))
+    path.write_text(study_text.replace('name = "s"', 'name = "s"\nnnunet_root = "nn"'))
     study = load_study(path)
     for name in ("Dataset001_Src", "Dataset003_Stroke"):
         (tmp_path / "nn" / "nnUNet_raw" / name).mkdir(parents=True)
@@ -146,25 +146,73 @@ def test_runs_with_different_schedules_are_not_compared(tmp_path, monkeypatch):
         monkeypatch.setenv(name, "unset")  # restored after the test; activate() points them into nn/
     activate(study)
     for run in runs(study):
-        plans = {"configurations": {"3d_fullres": {"architecture": {"network_class_name": "PlainConvUNet"},
-                                                   "patch_size": [16, 16, 16]}},
-                 "training_schedule": {"num_epochs": 5 if run.source is None else 10}}
+        plans = {"plans_name": "P", "configurations": {"3d_fullres": {"architecture": {"network_class_name": "U"},
+                                                                      "patch_size": [16, 16, 16]}},
+                 "training_schedule": {"num_epochs": 10}}
+        if run.source is not None:
+            plans |= {"plans_name": "P_from_x", "transfer": {"checkpoint": "c.pth", "load": "encoder+decoder"}}
         folder = run_folder(study, run).parent
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "plans.json").write_text(json.dumps(plans))
-    with pytest.raises(NnunetTransferError, match="target stroke: runs 'mri seg' and 'scratch' differ in architecture, "
-                                                  "patch size or training schedule"):
-        check_comparable(study)
+    return study
+
+
+def test_fairness_refuses_an_arm_whose_schedule_was_edited(tmp_path, monkeypatch):
+    import json
+
+    from nnunet_transfer.errors import NnunetTransferError
+    from nnunet_transfer.study.fairness import STATEMENT, check_fairness
+    from nnunet_transfer.study.steps import run_folder
+    study = _trained_plans(tmp_path, monkeypatch)
+    assert check_fairness(study) == STATEMENT  # the transfer block and the plans name may differ
+    edited = next(r for r in runs(study) if r.source is not None and r.fold == 1)
+    plans_file = run_folder(study, edited).parent / "plans.json"
+    plans = json.loads(plans_file.read_text())
+    plans["training_schedule"]["num_epochs"] = 5  # a hand-edited arm
+    plans_file.write_text(json.dumps(plans))
+    with pytest.raises(NnunetTransferError, match=r"target stroke, fold 0: arm 'mri seg' was trained with other "
+                                                  r"plans than scratch: 'training_schedule.num_epochs' is 5 there "
+                                                  r"and 10 for scratch"):
+        check_fairness(study)
+    plans["training_schedule"] = {"num_epochs": 10, "seed": 1}  # another seed is not the same comparison either
+    plans_file.write_text(json.dumps(plans))
+    with pytest.raises(NnunetTransferError, match="'training_schedule.seed' is 1 there and '\\(missing\\)'"):
+        check_fairness(study)
+
+
+def _evaluations(study, n_cases: int = 6) -> None:
     for run in runs(study):
-        plans_file = run_folder(study, run).parent / "plans.json"
-        plans = json.loads(plans_file.read_text())
-        plans["training_schedule"]["num_epochs"] = 10
-        plans_file.write_text(json.dumps(plans))
-    check_comparable(study)  # identical now
+        rows = [{"case": f"c{i}", "mDice": 0.5 + 0.01 * i + (run.source is not None) * 0.02, "lesion_TPR": 0.5}
+                for i in range(n_cases)]
+        out = evaluation_file(study, run)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(out, index=False)
+
+
+def test_fairness_refuses_an_arm_evaluated_on_other_cases(tmp_path, monkeypatch):
+    from nnunet_transfer.errors import NnunetTransferError
+    from nnunet_transfer.study.fairness import check_fairness
+    study = _trained_plans(tmp_path, monkeypatch)
+    _evaluations(study)
+    arm = next(r for r in runs(study) if r.source is not None)
+    evaluation = evaluation_file(study, arm)
+    pd.read_csv(evaluation).head(5).to_csv(evaluation, index=False)
+    with pytest.raises(NnunetTransferError, match=r"arm 'mri seg' was evaluated on other test cases than scratch "
+                                                  r"\(only the arm: none; only scratch: c5\)"):
+        check_fairness(study, collect(study))
+
+
+def test_write_report_states_fairness_and_each_rows_transfer(tmp_path, monkeypatch):
+    from nnunet_transfer.study.report import write_report
+    study = _trained_plans(tmp_path, monkeypatch)
+    _evaluations(study)
+    text = write_report(study)["table_md"].read_text()
+    assert "Fairness (checked by `study report`)" in text
+    assert "- **mri seg**: load encoder+decoder; strategy finetune" in text
 
 
 def test_distances_are_marked_lower_is_better_and_get_their_own_panel(tmp_path):
-    from nnunet_transfer.study.report import _panels, bar_figure
+    from nnunet_transfer.study.figures import _panels, bar_figure
     path = tmp_path / "s.toml"
     path.write_text(STUDY.replace("lesions = true", 'lesions = true\nmetrics = ["lesion_f1", "hd95"]'))
     study = load_study(path)
@@ -183,3 +231,46 @@ def test_distances_are_marked_lower_is_better_and_get_their_own_panel(tmp_path):
                                                                           ["stroke hd95"]]
     bar_figure(study, table, tmp_path / "bars.png")
     assert (tmp_path / "bars.png").stat().st_size > 1000
+
+
+def test_seeds_pair_seed_and_case_and_show_the_between_seed_sd(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(STUDY.replace("folds = [0, 1]", "folds = [0]\nseeds = [0, 1, 2]"))
+    study = load_study(path)
+    seed_effect = {0: 0.0, 1: 0.03, 2: -0.03}  # the source's gain varies from one training to the next
+    for run in runs(study):
+        gain = 0.0 if run.source is None else 0.05 + seed_effect[run.seed]
+        rows = [{"case": f"c{i}", "mDice": 0.5 + 0.02 * i + gain + 0.001 * ((i * 7 + run.seed) % 3),
+                 "lesion_TPR": 0.5} for i in range(8)]
+        out = evaluation_file(study, run)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(out, index=False)
+    per_case = collect(study)
+    assert sorted(set(per_case["seed"])) == [0, 1, 2] and len(per_case) == 2 * 3 * 8
+    table = comparison_table(study, per_case).set_index("initialisation")
+    row = table.loc["mri seg"]
+    assert row["stroke dice seeds"] == 3
+    assert row["stroke dice seed_sd"] == pytest.approx(0.03, abs=2e-3)  # SD of the per-seed means
+    assert row["stroke dice diff"] == pytest.approx(0.05, abs=2e-3)
+    # the seed-to-seed variation widens the interval well beyond the case-level one (which is ~0)
+    assert row["stroke dice ci_high"] - row["stroke dice ci_low"] > 0.04
+    # crossed t-test: seed variance dominates; 2 seed degrees of freedom, so p is far from tiny
+    assert 0.01 < row["stroke dice p"] < 0.5 and row["stroke dice no_p"] == ""
+    text = markdown(study, comparison_table(study, per_case))
+    assert "training seeds: 3" in text and "between-seed SD" in text and "Satterthwaite" in text
+    assert "| mri seg | 0.621 ± 0.030 |" in text
+
+
+def test_two_seeds_give_an_interval_but_no_p(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(STUDY.replace("folds = [0, 1]", "folds = [0]\nseeds = [0, 5]"))
+    study = load_study(path)
+    for run in runs(study):
+        rows = [{"case": f"c{i}", "mDice": 0.5 + 0.02 * i + (run.source is not None) * 0.01 * (1 + run.seed),
+                 "lesion_TPR": 0.5} for i in range(8)]
+        out = evaluation_file(study, run)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(out, index=False)
+    row = comparison_table(study, collect(study)).set_index("initialisation").loc["mri seg"]
+    assert math.isnan(row["stroke dice p"]) and row["stroke dice no_p"] == "seeds < 3"
+    assert row["stroke dice ci_low"] <= row["stroke dice diff"] <= row["stroke dice ci_high"]
