@@ -10,10 +10,11 @@ from collections.abc import Sequence
 
 from nnunet_transfer.demo.menu import DATASET_OFFSETS as DEMO_DATASETS
 from nnunet_transfer.demo.menu import SOURCES as DEMO_SOURCES
+from nnunet_transfer.demo.menu import TARGETS as DEMO_TARGETS
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.names import (DEFAULT_PLANNER, DEVICES, HEADER_TRANSFORMS, INFLATION_RULES, INPUT_CHANNEL_RULES,
-                                   KERNEL_RULES, LOAD_RULES, PLANNERS, PRETRAINING_TASKS, SEGMENTATION_PRETRAINER,
-                                   UNMAPPED_CHANNEL_RULES)
+                                   KERNEL_RULES, LOAD_RULES, PLANNERS, PRETRAINING_TASKS, SCRATCH_TRAINER,
+                                   SEGMENTATION_PRETRAINER, STRATEGIES, UNMAPPED_CHANNEL_RULES)
 from nnunet_transfer.plans_blocks import DEFAULT_PLANS, STRATEGY_KEYS
 
 # errors of the file system that are the user's to fix (a full disk, a read-only folder, a file
@@ -138,6 +139,17 @@ def cmd_preview(args: argparse.Namespace) -> None:
         print(f"report: {write_json_atomic(report.to_dict(), args.json)}")
 
 
+def cmd_diagnose(args: argparse.Namespace) -> None:
+    from nnunet_transfer.diagnostics import diagnose
+    result = diagnose(args.dataset, args.plans, args.configuration, args.fold, args.trainer, args.baseline_plans,
+                      args.baseline_trainer, args.iterations, args.device, args.output)
+    print("findings:" if result.data["findings"] else "findings: none (no threshold clearly crossed)")
+    for finding in result.data["findings"]:
+        print(f"  - {finding}")
+    for kind, path in result.files.items():
+        print(f"{kind}: {path}")
+
+
 def cmd_pretrain_then_plan(args: argparse.Namespace) -> None:
     from nnunet_transfer.pipeline import pretrain_then_plan
     result = pretrain_then_plan(args.source, args.targets, args.configuration, args.plans, args.trainer,
@@ -153,7 +165,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     if args.quick and args.preset not in (None, "quick"):
         raise NnunetTransferError(f"--quick is --preset quick; it cannot be combined with --preset {args.preset}")
     run_demo(args.output, seed=args.seed, device=args.device, fresh=args.fresh, sources=args.sources,
-             preset="quick" if args.quick else args.preset or "default")
+             preset="quick" if args.quick else args.preset or "default", targets=args.targets,
+             training_seeds=args.training_seeds)
 
 
 def cmd_demo_data(args: argparse.Namespace) -> None:
@@ -249,6 +262,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rules(p)
     p.set_defaults(func=cmd_preview)
 
+    p = sub.add_parser("diagnose", help="what the transferred initialisation does to the network at the start of "
+                                        "fine-tuning, against the same network freshly initialised")
+    p.add_argument("dataset", metavar="DATASET", help="target dataset id or name")
+    p.add_argument("-p", "--plans", required=True, help="the fine-tuning plans: with a transfer block, as attach "
+                                                        "writes them")
+    p.add_argument("-c", "--configuration", help="default: the configuration a run of the trainer exists for, else "
+                                                 "the plans' only one")
+    p.add_argument("-f", "--fold", default="0", help="fold: a number or all (default 0)")
+    p.add_argument("-tr", "--trainer", default=STRATEGIES["finetune"], metavar="TRAINER",
+                   help="the fine-tuning trainer, looked up as nnUNetv2_train does (default %(default)s)")
+    p.add_argument("--baseline-plans", help="plans of the baseline run whose curves are shown (default: --plans)")
+    p.add_argument("--baseline-trainer", default=SCRATCH_TRAINER, metavar="TRAINER",
+                   help="trainer of the baseline run (default %(default)s)")
+    p.add_argument("--iterations", type=int, help="training iterations of each network for the gradient norms "
+                                                  "(default: one epoch of the plans' schedule)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda if available")
+    p.add_argument("-o", "--output", help="output folder (default: diagnostics/ in the fine-tuning run's fold "
+                                          "folder)")
+    p.set_defaults(func=cmd_diagnose)
+
     p = sub.add_parser("pretrain-then-plan", help="plan+pretrain a source, then plan its targets like the "
                                                   "checkpoint and attach it")
     p.add_argument("-s", "--source", required=True, help="source dataset id or name")
@@ -278,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", nargs="+", metavar="SOURCE", choices=[*DEMO_SOURCES, "all"],
                    help=f"pretraining sources (task x domain): {', '.join(DEMO_SOURCES)}, or all (default: the "
                         f"preset's; all {len(DEMO_SOURCES)} except in the evidence preset)")
+    p.add_argument("--targets", nargs="+", metavar="TARGET", choices=list(DEMO_TARGETS),
+                   help=f"targets: {', '.join(DEMO_TARGETS)} (default: the preset's)")
+    p.add_argument("--training-seeds", nargs="+", type=int, metavar="SEED",
+                   help="train every fine-tuning and scratch run once per seed (the study's seeds; default 0 only); "
+                        "seed 0's runs are those of a one-seed run, so adding seeds reuses them")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("demo-data", help="write all embedded demo datasets as nnU-Net raw datasets")

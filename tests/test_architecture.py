@@ -28,6 +28,7 @@ ALLOWED = {
     "study": {"errors", "evaluation", "io", "layout", "names", "nnunet_commands", "planning", "plans_blocks",
               "processes", "transfer", "validation"},
     "demo": {"errors", "io", "layout", "names", "nnunet_commands", "study"},
+    "diagnostics": {"environment", "errors", "io", "layout", "names", "plans_blocks", "trainers", "transfer"},
     "nnunet_ext": {"trainers"},
     "cli": None,  # the command line may call anything
 }

@@ -116,14 +116,17 @@ def _datasets(output: Path, preset: DemoPreset, seed: int, sources: Sequence[str
 
 
 def study_file_text(preset: DemoPreset, names: dict[str, str], sources: Sequence[str], device: str,
-                    targets: Sequence[str] = tuple(TARGETS)) -> str:
-    """The demo's study file: ``sources`` x ``targets`` + scratch, fold ``all``, the preset's schedule."""
+                    targets: Sequence[str] = tuple(TARGETS), training_seeds: Sequence[int] = (0,)) -> str:
+    """The demo's study file: ``sources`` x ``targets`` + scratch, fold ``all``, the preset's schedule,
+    each training once per seed of ``training_seeds``."""
     # nnU-Net plans the MRI segmentation source, else the anatomy target; every other dataset shares it
     reference = names[SOURCES["mri_seg"][0]] if "mri_seg" in sources else names[
         "anatomy" if "anatomy" in targets else targets[0]]
     study: dict = {"name": f"demo_{preset.name}", "output": "study", "nnunet_root": ".",
                    "configuration": preset.configuration, "folds": ["all"], "strategies": ["finetune"],
                    "reference": reference, "device": device, "num_processes": 2}
+    if list(training_seeds) != [0]:
+        study["seeds"] = list(training_seeds)
     if preset.batch_size is not None:
         study["batch_size"] = preset.batch_size
     study["schedule"] = dict(preset.schedule)
@@ -141,12 +144,13 @@ def study_file_text(preset: DemoPreset, names: dict[str, str], sources: Sequence
 def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, seed: int = 0,
              device: str | None = None, fresh: bool = False, sources: Sequence[str] | None = None,
              preset: DemoPreset | str | None = None, progress: bool = True,
-             targets: Sequence[str] | None = None) -> pd.DataFrame:
+             targets: Sequence[str] | None = None, training_seeds: Sequence[int] | None = None) -> pd.DataFrame:
     """Write the demo data and study file, run the study, print and return the comparison table.
 
     ``preset``: a :class:`DemoPreset` or a name of :data:`PRESETS` (default: ``quick`` with
     ``quick``, else ``default``). ``sources``: keys of ``SOURCES`` or ``all``; ``targets``: keys
-    of ``TARGETS`` (default: the preset's). Raises NnunetTransferError for unknown sources,
+    of ``TARGETS`` (default: the preset's); ``training_seeds``: the study's seeds (default 0 only).
+    Raises NnunetTransferError for unknown sources,
     targets or presets, a non-demo output folder, or failed steps (listed with their logs; a
     second run retries them).
     """
@@ -168,7 +172,7 @@ def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, s
     _set_environment(device)
     names = _datasets(output, preset, seed, [SOURCES[s][0] for s in sources], targets)
     study_path = output / STUDY_FILE
-    text = study_file_text(preset, names, sources, device, targets)
+    text = study_file_text(preset, names, sources, device, targets, training_seeds or (0,))
     if not study_path.is_file() or study_path.read_text() != text:
         write_text_atomic(text, study_path)
     study = load_study(study_path)

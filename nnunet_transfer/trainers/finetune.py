@@ -12,6 +12,7 @@ from nnunet_transfer.trainers.base import TransferTrainerBase
 from nnunet_transfer.trainers.schedule import TransferLRScheduler
 from nnunet_transfer.transfer.driver import transfer_from_checkpoint
 from nnunet_transfer.transfer.load import canonical_entries, model_part, unwrap_model
+from nnunet_transfer.transfer.report import TransferReport
 
 REPORT_FILE = "transfer_report.json"
 
@@ -70,8 +71,9 @@ class nnUNetTrainerFinetune(TransferTrainerBase):
             self.print_to_log_file("Encoder unfrozen.")
         super().on_train_epoch_start()
 
-    def load_transfer_checkpoint(self) -> None:
-        """Load the block's checkpoint into the network (the path ``preview`` shows) and write the report."""
+    def load_transfer_checkpoint(self) -> TransferReport:
+        """Load the block's checkpoint into the network (the path ``preview`` shows), write the report
+        and return it."""
         block = self.transfer_block()
         report = transfer_from_checkpoint(block.checkpoint, self.network, block.rules,
                                           f"the {self.configuration_name} network of {self.plans_manager.dataset_name}",
@@ -80,6 +82,7 @@ class nnUNetTrainerFinetune(TransferTrainerBase):
             write_json_atomic(report.to_dict(), join(self.output_folder, REPORT_FILE))
         self.print_to_log_file(report.summary())
         self.print_to_log_file(f"TransferReport written to {join(self.output_folder, REPORT_FILE)}")
+        return report
 
 
 class nnUNetTrainerFinetuneWarmup(nnUNetTrainerFinetune):
