@@ -29,14 +29,15 @@ def nnunet(tmp_path_factory):
                         which=["anatomy"], progress=False)
     cli(env, "plan", "-d", DATASET, "-c", "2d", "-np", "2", "--epochs", "2", "--iterations-per-epoch", "3",
         "--val-iterations", "1")
+    _plans_with_seed(env, PLANS, None, final_validation="never")  # fold 0's sliding-window validation: not needed
     return env
 
 
-def _plans_with_seed(env, name: str, seed: int | None, base: str = PLANS) -> str:
+def _plans_with_seed(env, name: str, seed: int | None, base: str = PLANS, **schedule) -> str:
     from nnunet_transfer.planning.plans_file import load_plans, write_plans
     from nnunet_transfer.plans_blocks import update_schedule
     with environment(env):
-        plans = load_plans(NAME, base)
+        plans = update_schedule(load_plans(NAME, base), schedule)
         if seed is not None:
             plans = update_schedule(plans, {"seed": seed})
         write_plans({**plans, "plans_name": name}, NAME)
