@@ -167,11 +167,43 @@ def check_study(root: Path) -> None:
     assert (study / "results" / "comparison.md").is_file()
 
 
+def check_compare_initialisations(root: Path) -> None:
+    """One pretraining, two rows labelled by rule, three seeds paired, the fairness statement, each
+    row's transfer as its rule says (the decoder loaded only with encoder+decoder), and a diagnosis
+    of the encoder+decoder fine-tuning written next to it."""
+    import pandas as pd
+    study = root / "compare"
+    assert sorted(p.name for p in (study / "state").glob("pretrain__*.json")) == ["pretrain__MRI_Models_Genesis.json"]
+    table = pd.read_csv(study / "results" / "comparison.csv")
+    assert table["initialisation"].tolist() == ["MRI Models Genesis [load=encoder]",
+                                                "MRI Models Genesis [load=encoder+decoder]", "scratch"]
+    assert (table["anatomy dice seeds"] == 3).all() and table["anatomy dice seed_sd"].notna().all()
+    assert table["anatomy dice p"].notna().tolist() == [True, True, False]  # 3 seeds x 6 cases: a p-value
+    per_case = pd.read_csv(study / "results" / "per_case.csv")
+    assert sorted(set(per_case["seed"])) == [0, 1, 2] and len(per_case) == 3 * 3 * 6
+    markdown = (study / "results" / "comparison.md").read_text()
+    assert "training seeds: 3" in markdown and "Fairness (checked by `study report`)" in markdown
+    results = root / "howto_compare" / "nnUNet_results" / "Dataset913_DemoAnatomy"
+    for rule, decoder_loaded in (("encoder", False), ("encoder_decoder", True)):
+        for seed in ("", "_s1", "_s2"):
+            folder = results / f"nnUNetTrainerFinetune__nnUNetTransferPlans_from_MRI_Models_Genesis_load_{rule}" \
+                f"_finetune{seed}__2d"
+            plans = json.loads((folder / "plans.json").read_text())
+            assert plans["training_schedule"].get("seed", 0) == (int(seed[2:]) if seed else 0)
+            report = json.loads((folder / "fold_all" / "transfer_report.json").read_text())
+            assert (report["counts_by_part"]["decoder"]["loaded"] > 0) == decoder_loaded
+        assert f"load {rule.replace('_', '+')}; strategy finetune" in markdown
+    diagnosis = json.loads((results / "nnUNetTrainerFinetune__nnUNetTransferPlans_from_MRI_Models_Genesis_load_"
+                                      "encoder_decoder_finetune__2d" / "fold_all" / "diagnostics" /
+                            "diagnostics.json").read_text())
+    assert diagnosis["transfer"]["load"] == "encoder+decoder" and diagnosis["curves"]["baseline"]
+
+
 CHECKS = {"natural_images_into_3d.md": check_natural_images_into_3d, "pretrain_then_plan.md": check_pretrain_then_plan,
           "shared_plans.md": check_shared_plans, "label_efficiency.md": check_label_efficiency,
           "evaluate_like_the_challenges.md": check_evaluate_like_the_challenges,
           "nnssl_checkpoint.md": check_nnssl_checkpoint, "any_nnunet_model.md": check_any_nnunet_model,
-          "study.md": check_study}
+          "study.md": check_study, "compare_initialisations.md": check_compare_initialisations}
 
 
 @pytest.mark.parametrize("guide", sorted(p.name for p in HOWTO.glob("*.md")))
