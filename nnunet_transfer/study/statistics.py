@@ -90,6 +90,12 @@ def paired_comparison(values: Sequence[float], scratch: Sequence[float]) -> Pair
     return PairedComparison(n, float(d.mean()), low, high, float(wilcoxon(a[keep], b[keep]).pvalue))
 
 
+def _counts(draws: np.ndarray, n: int) -> np.ndarray:
+    """How often each of ``n`` indices was drawn in each row of ``draws`` (rows, n)."""
+    offsets = draws + n * np.arange(len(draws))[:, None]
+    return np.bincount(offsets.ravel(), minlength=len(draws) * n).reshape(len(draws), n)
+
+
 def two_level_interval(differences: np.ndarray, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
     """Percentile bootstrap ``CONFIDENCE`` interval of the mean of a (seeds, cases) array of
     differences, resampling seeds and cases independently (crossed design)."""
@@ -99,10 +105,8 @@ def two_level_interval(differences: np.ndarray, seed: int = BOOTSTRAP_SEED) -> t
         return float(d.flat[0]), float(d.flat[0])
     rng = np.random.default_rng(seed)
     # a resample's mean over its drawn pairs = (seed counts) @ d @ (case counts) / (S C)
-    seed_counts = np.apply_along_axis(np.bincount, 1, rng.integers(0, n_seeds, (BOOTSTRAP_RESAMPLES, n_seeds)),
-                                      minlength=n_seeds)
-    case_counts = np.apply_along_axis(np.bincount, 1, rng.integers(0, n_cases, (BOOTSTRAP_RESAMPLES, n_cases)),
-                                      minlength=n_cases)
+    seed_counts = _counts(rng.integers(0, n_seeds, (BOOTSTRAP_RESAMPLES, n_seeds)), n_seeds)
+    case_counts = _counts(rng.integers(0, n_cases, (BOOTSTRAP_RESAMPLES, n_cases)), n_cases)
     means = np.einsum("bs,sc,bc->b", seed_counts, d, case_counts) / (n_seeds * n_cases)
     alpha = (1 - CONFIDENCE) / 2
     low, high = np.quantile(means, [alpha, 1 - alpha])
