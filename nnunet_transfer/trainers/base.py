@@ -54,12 +54,19 @@ class TransferTrainerBase(nnUNetTrainer):
         """nnU-Net's loaders; augmentation workers restarted with their own seeds (nnU-Net starts them
         unseeded: numpy from the operating system, torch inherited from this process)."""
         train, validation = super().get_dataloaders()
-        for loader, which in ((train, TRAIN_LOADER), (validation, VALIDATION_LOADER)):
-            if isinstance(loader, NonDetMultiThreadedAugmenter):
-                loader._finish()
-                loader.seeds = worker_seeds(self.seed, which, loader.num_processes, self.local_rank)
-                loader._start()
+        restart = [(loader, which) for loader, which in ((train, TRAIN_LOADER), (validation, VALIDATION_LOADER))
+                   if isinstance(loader, NonDetMultiThreadedAugmenter)]
+        for loader, which in restart:
+            loader._finish()
+            loader.seeds = worker_seeds(self.seed, which, loader.num_processes, self.local_rank)
+        if restart:
+            self.before_workers_restart()
+        for loader, _ in restart:
+            loader._start()
         return train, validation
+
+    def before_workers_restart(self) -> None:
+        """Called after nnU-Net's first augmentation workers ended and before the seeded ones start."""
 
     def do_split(self):
         """nnU-Net's split; with ``training_schedule.train_subset`` the fold trains on the listed cases

@@ -71,6 +71,11 @@ class SelfSupervisedTrainerBase(PretrainingTrainerBase):
         stock = nnUNetTrainer.get_training_transforms(*args, **kwargs)
         return ComposeTransforms([*stock.transforms, self.pretext_transform])
 
+    def before_workers_restart(self) -> None:
+        """The seeded workers take worker indices 0, 1, ... again (nnU-Net's first ones have ended)."""
+        with self.pretext_transform.workers.get_lock():
+            self.pretext_transform.workers.value = 0
+
     def on_train_epoch_start(self):
         self.pretext_transform.epoch.value = self.current_epoch
         super().on_train_epoch_start()
