@@ -68,6 +68,17 @@ def fraction(name: str, value: float, low: float = 0.0, high: float = 1.0) -> fl
     return float(value)
 
 
+def fraction_range(name: str, value) -> tuple[float, float]:
+    """A (low, high) pair (tuple or JSON list) with 0 <= low <= high <= 1."""
+    ok = (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+          and 0.0 <= value[0] <= value[1] <= 1.0)
+    if not ok:
+        raise NnunetTransferError(f"{name} must be a pair (low, high) of fractions with 0 <= low <= high <= 1, "
+                                  f"got {value!r}.")
+    return float(value[0]), float(value[1])
+
+
 def rand(generator: torch.Generator, *shape: int) -> torch.Tensor:
     return torch.rand(shape, generator=generator)
 
@@ -75,19 +86,6 @@ def rand(generator: torch.Generator, *shape: int) -> torch.Tensor:
 def randint(generator: torch.Generator, low: int, high: int, *shape: int) -> torch.Tensor:
     """Integers in [low, high) (high > low)."""
     return torch.randint(low, max(high, low + 1), shape, generator=generator)
-
-
-def random_boxes(generator: torch.Generator, spatial: tuple[int, ...], n: int, min_frac: float, max_frac: float
-                 ) -> torch.Tensor:
-    """``n`` boxes as (n, dims, 2) start/stop indices, each side a fraction of the image side."""
-    boxes = torch.empty(n, len(spatial), 2, dtype=torch.long)
-    for d, size in enumerate(spatial):
-        low = max(1, int(round(size * min_frac)))
-        high = max(low, int(round(size * max_frac)))
-        lengths = randint(generator, low, high + 1, n)
-        starts = (rand(generator, n) * (size - lengths + 1).float()).long()
-        boxes[:, d, 0], boxes[:, d, 1] = starts, starts + lengths
-    return boxes
 
 
 def box_slices(box: torch.Tensor) -> tuple[slice, ...]:

@@ -2,7 +2,9 @@
 
 Swap random pairs of small patches, repeatedly; the image keeps its intensity distribution but
 loses its spatial context. Target: the original image; loss: reconstruction (mean squared error).
-Implemented from the paper's description.
+Implemented from the paper's description: its authors published no code (none linked from the
+paper, none found on GitHub; PyMIC's ``PatchSwaping`` is a third party's), so there is nothing to
+compare it with.
 """
 from __future__ import annotations
 

@@ -3,7 +3,13 @@
 Each image is rotated by 0, 90, 180 or 270 degrees in a plane (the in-plane axes of a 3D patch);
 the network classifies the rotation. Rotations by 90 degrees need a square plane: the input is
 the central square of the plane's side ``min(H, W)``. Target: class indices 0-3.
-Implemented from the paper's description.
+
+Compared with ``rotate_img`` in ``dataloader.py`` of github.com/gidariss/FeatureLearningRotNet at
+commit edafaba6561003292017d0a44272414356c959ff by ``benchmarks/pretext_fidelity.py``: label k is
+their rotation by 90 k degrees (the same direction), exactly. On purpose: one rotation drawn per
+sample (theirs puts all four rotations of an image in the batch; nnU-Net's transform makes one
+sample of one, and the labels are uniform all the same), and the central square of a
+non-square plane.
 """
 from __future__ import annotations
 

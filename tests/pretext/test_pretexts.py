@@ -82,6 +82,25 @@ def test_masked_fraction_and_loss_mask(shape):
     assert (out.input[out.mask] == 0).all() and (out.input[~out.mask] != 0).all()
 
 
+def test_masked_blocks_are_the_ratio_rounded_up_as_simmim():
+    """SimMIM's MaskGenerator masks ceil(ratio * patches): 30 of 49 at 224 px with 32 px patches."""
+    out = MaskedImageModeling(mask_ratio=0.6, block_size=32).sample(torch.Size((6, 1, 224, 224)), gen())
+    assert out["blocks"].flatten(1).sum(1).tolist() == [30] * 6
+
+
+def test_simclr_crops_follow_simclrs_ranges():
+    """Area 0.08-1 of the image with at least 0.1 kept, aspect ratio 3/4-4/3 (rounding apart)."""
+    params = SimCLRViews().sample(torch.Size((2000, 1, 224, 224)), gen(4))
+    size = params["crop_size"].double()
+    area, aspect = (size / 224).prod(1), size[:, 1] / size[:, 0]
+    assert 0.1 <= area.min() < 0.12 and 0.9 < area.max() <= 1 and 0.3 < area.mean() < 0.5
+    assert 0.73 < aspect.min() < 0.76 and 1.32 < aspect.max() < 1.36
+    assert (params["crop_start"] >= 0).all() and (params["crop_start"] + params["crop_size"] <= 224).all()
+    volume = SimCLRViews().sample(torch.Size((200, 1, 16, 20, 24)), gen(5))
+    assert ((volume["crop_start"] + volume["crop_size"]) <= torch.tensor([16, 20, 24])).all()
+    assert (volume["crop_size"].double().prod(1) >= 0.1 * 16 * 20 * 24).all()
+
+
 def test_rotation_labels_and_inverse():
     x = torch.randn(4, 1, 12, 16, 20, generator=gen(3))
     out = RotationPrediction()(x, gen(9))
@@ -107,6 +126,8 @@ def test_simclr_views_and_nt_xent():
     (lambda: MaskedImageModeling(mask_ratio=1.0), "mask_ratio must be in"),
     (lambda: MaskedImageModeling(block_size=2.5), "block_size must be a positive int"),
     (lambda: SimCLRViews(noise_std=-1), "noise_std"),
+    (lambda: SimCLRViews(crop_area=(0, 1)), "crop_area must be a pair"),
+    (lambda: SimCLRViews(crop_aspect=(2, 1)), "crop_aspect must be a pair"),
     (lambda: nt_xent(torch.zeros(2, 3), torch.zeros(3, 3)), "nt_xent needs"),
     (lambda: ModelsGenesis()(torch.zeros(2, 16, 16), gen()), "floating-point batch"),
     (lambda: MaskedImageModeling()(torch.zeros(1, 1, 8, 8, dtype=torch.long), gen()), "floating-point batch"),
