@@ -175,3 +175,15 @@ def test_queued_or_running_jobs_are_not_submitted_twice_and_stuck_ones_are_resub
                            "run/t/mri_classification/finetune/fold_0", "run/t/scratch/scratch/fold_0"}
     script = (study.folder / "submitit" / f"{again['run/t/mri_segmentation/finetune/fold_0']}_submission.sh")
     assert f"afterok:{first['pretrain/mri_segmentation']}" in script.read_text()  # waits on the live job
+
+
+def test_seeds_and_per_seed_pretrainings_are_jobs_with_their_dependencies(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(STUDY.replace("folds = [0]", 'folds = [0]\nseeds = [0, 3]\npretrain_seeds = "each"'))
+    by_name = {job.name: job for job in jobs(load_study(path))}
+    assert {"pretrain/mri_segmentation", "pretrain/mri_segmentation/seed_3"} <= set(by_name)
+    seeded = by_name["run/t/mri_segmentation/finetune/seed_3/fold_0"]
+    assert seeded.steps == ("train/t/mri_segmentation/finetune/seed_3/fold_0",
+                            "test/t/mri_segmentation/finetune/seed_3/fold_0")
+    assert seeded.deps == ("pretrain/mri_segmentation/seed_3",)
+    assert by_name["run/t/scratch/scratch/seed_3/fold_0"].deps == ("plan",)
