@@ -14,10 +14,14 @@ from typing import Any
 SD_RATIO = 4.0
 # a stage whose outputs are at least this often <= 0 after the nonlinearity is mostly clipped
 NONPOSITIVE = 0.95
+# ... or at least this many more often than the fresh network's (a fresh stage after InstanceNorm and
+# LeakyReLU is near 50 %): a stage whose features the target's first batches mostly switch off
+NONPOSITIVE_EXCESS = 0.10
 # one class predicted for at least this fraction of the batch's voxels
 SINGLE_CLASS = 0.99
-# mean gradient norm of a part, transferred / fresh, beyond this factor (either way)
-GRADIENT_RATIO = 10.0
+# mean gradient norm of a part, transferred / fresh, beyond this factor (either way): a part that
+# learns at a third (or three times) of the fresh network's pace in the first epoch
+GRADIENT_RATIO = 3.0
 # loss units (nnU-Net's Dice + CE, Dice counted negative): mean of the last quarter of iterations
 LOSS_GAP = 0.1
 # pseudo-Dice (nnU-Net's EMA of the foreground Dice) at the last epoch both runs reached
@@ -41,7 +45,8 @@ def _beyond(r: float | None, limit: float) -> bool:
 
 def activation_findings(stages: Sequence[Mapping[str, Any]]) -> list[str]:
     """Stages whose transferred activations are SD_RATIO x larger or smaller than the fresh
-    network's, or mostly clipped by the nonlinearity where the fresh network's are not."""
+    network's, or clipped by the nonlinearity far more often than the fresh network's (mostly, or
+    NONPOSITIVE_EXCESS more)."""
     out = []
     for row in stages:
         t, f = row["transferred"], row["fresh"]
@@ -52,7 +57,9 @@ def activation_findings(stages: Sequence[Mapping[str, Any]]) -> list[str]:
         if _beyond(r, SD_RATIO):
             out.append(f"{row['stage']} activations {_factor(r)} the fresh network's SD "
                        f"({t['sd']:.3g} vs {f['sd']:.3g}).")
-        if f["nonpositive"] is not None and t["nonpositive"] >= NONPOSITIVE > f["nonpositive"]:
+        clipped = t["nonpositive"] >= NONPOSITIVE > f["nonpositive"] or \
+            t["nonpositive"] >= f["nonpositive"] + NONPOSITIVE_EXCESS
+        if f["nonpositive"] is not None and clipped:
             out.append(f"{row['stage']}: {100 * t['nonpositive']:.1f} % of the activations are <= 0 after the "
                        f"nonlinearity (fresh network: {100 * f['nonpositive']:.1f} %).")
     return out

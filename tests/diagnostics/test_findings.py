@@ -27,6 +27,11 @@ def test_mostly_clipped_stage_is_a_finding_only_where_the_fresh_one_is_not():
         "encoder stage 1: 97.0 % of the activations are <= 0 after the nonlinearity (fresh network: 50.0 %)."]
     stages[1]["fresh"]["nonpositive"] = 0.96
     assert activation_findings(stages) == []
+    stages[1]["transferred"]["nonpositive"], stages[1]["fresh"]["nonpositive"] = 0.63, 0.51  # 12 points more
+    assert activation_findings(stages) == [
+        "encoder stage 1: 63.0 % of the activations are <= 0 after the nonlinearity (fresh network: 51.0 %)."]
+    stages[1]["transferred"]["nonpositive"] = 0.55  # 4 points: as between two initialisations
+    assert activation_findings(stages) == []
 
 
 def test_head_predicting_one_class_everywhere():
@@ -52,6 +57,11 @@ def test_gradient_ratio_and_frozen_parts():
     assert gradient_findings(mean, 2) == [
         "encoder received no gradient in the 2 iteration(s) (frozen by the strategy).",
         "decoder gradient norm 10.0x the fresh network's (mean over 2 iteration(s): 4.5 vs 0.45)."]
+    mean["decoder"]["transferred"] = mean["decoder"]["fresh"] / 3.5  # a third of the fresh network's pace
+    assert gradient_findings(mean, 2)[1] == ("decoder gradient norm 1/3.5 the fresh network's (mean over 2 "
+                                             "iteration(s): 0.129 vs 0.45).")
+    mean["decoder"]["transferred"] = mean["decoder"]["fresh"] / 2
+    assert len(gradient_findings(mean, 2)) == 1
 
 
 def test_loss_gap_over_the_last_quarter():
