@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="make the embedded data, pretrain, fine-tune on three targets, compare")
     p.add_argument("--preset", choices=["quick", "evidence", "default"],
                    help="quick: a smoke test of the chain (about 8 minutes on 2 CPU cores); evidence: a label-"
-                        "efficiency study that ranks (about 45 minutes on 2 CPU cores); default: all sources, "
+                        "efficiency study that compares (about 20 minutes on 2 CPU cores); default: all sources, "
                         "targets and two training sizes in 3d, sized for one GPU (about 2 hours)")
     p.add_argument("--quick", action="store_true", help="the same as --preset quick")
     p.add_argument("-o", "--output", default="nnunet_transfer_demo", help="working folder (default ./%(default)s)")
