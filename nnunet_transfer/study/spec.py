@@ -362,7 +362,9 @@ def _share_pretrainings(sources: list[Source]) -> list[Source]:
     for source in sources:
         if not source.external:
             ident = (str(source.dataset), source.task, source.domain)
-            source = replace(source, pretraining=first.setdefault(ident, slug(source.name)))
+            if ident not in first:  # the name's id, unless another pretraining has it (one name, two datasets)
+                first[ident] = slug(source.name) if slug(source.name) not in first.values() else source.key
+            source = replace(source, pretraining=first[ident])
         out.append(source)
     return out
 

@@ -135,10 +135,18 @@ def test_per_source_transfer_rules_and_strategies(tmp_path):
     assert "train/3/mri_ssl_models_genesis/finetune/fold_0" not in ids
 
 
+def test_two_pretrainings_under_one_name_keep_their_own_steps(tmp_path):
+    text = MINIMAL.replace('task = "ssl:models_genesis"\n', 'task = "ssl:models_genesis"\nlabel = "X"\n').replace(
+        'domain = "natural"\n', 'domain = "natural"\nlabel = "X"\n[sources.transfer]\nload = "encoder"\n')
+    study = load_study(_write(tmp_path, text))
+    assert [s.pretraining for s in study.sources] == ["X", "X_load_encoder"]
+    assert [s.id for s in expand(study) if s.kind == "pretrain"] == ["pretrain/X", "pretrain/X_load_encoder"]
+
+
 @pytest.mark.parametrize("change, bad, message", [
-    ('task = "classification"\n', 'task = "classification"\n[sources.transfer]\nload = "decoder"\n',
+    ('domain = "natural"\n', 'domain = "natural"\n[sources.transfer]\nload = "decoder"\n',
      r"'sources\[1\].transfer.load' is 'decoder'; choose from encoder, encoder\+decoder"),
-    ('task = "classification"\n', 'task = "classification"\n[sources.transfer]\nloads = "encoder"\n',
+    ('domain = "natural"\n', 'domain = "natural"\n[sources.transfer]\nloads = "encoder"\n',
      r"'sources\[1\].transfer.loads' is not a study key; allowed here: allow_no_encoder_weights"),
     ('task = "classification"\n', 'task = "classification"\nstrategies = ["finetune", "finetune"]\n',
      r"'sources\[1\].strategies' has 'finetune' and 'finetune'"),
