@@ -180,10 +180,11 @@ def test_fairness_refuses_an_arm_whose_schedule_was_edited(tmp_path, monkeypatch
         check_fairness(study)
 
 
-def _evaluations(study, n_cases: int = 6) -> None:
+def _evaluations(study, dice=lambda run, i: 0.5 + 0.01 * i + (run.source is not None) * 0.02,
+                 n_cases: int = 6) -> None:
+    """An evaluation CSV for every run: ``dice(run, case index)`` per case, lesion TPR 0.5."""
     for run in runs(study):
-        rows = [{"case": f"c{i}", "mDice": 0.5 + 0.01 * i + (run.source is not None) * 0.02, "lesion_TPR": 0.5}
-                for i in range(n_cases)]
+        rows = [{"case": f"c{i}", "mDice": dice(run, i), "lesion_TPR": 0.5} for i in range(n_cases)]
         out = evaluation_file(study, run)
         out.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).to_csv(out, index=False)
@@ -238,13 +239,8 @@ def test_seeds_pair_seed_and_case_and_show_the_between_seed_sd(tmp_path):
     path.write_text(STUDY.replace("folds = [0, 1]", "folds = [0]\nseeds = [0, 1, 2]"))
     study = load_study(path)
     seed_effect = {0: 0.0, 1: 0.03, 2: -0.03}  # the source's gain varies from one training to the next
-    for run in runs(study):
-        gain = 0.0 if run.source is None else 0.05 + seed_effect[run.seed]
-        rows = [{"case": f"c{i}", "mDice": 0.5 + 0.02 * i + gain + 0.001 * ((i * 7 + run.seed) % 3),
-                 "lesion_TPR": 0.5} for i in range(8)]
-        out = evaluation_file(study, run)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_csv(out, index=False)
+    _evaluations(study, lambda run, i: 0.5 + 0.02 * i + (0.0 if run.source is None else 0.05 + seed_effect[run.seed])
+                 + 0.001 * ((i * 7 + run.seed) % 3), n_cases=8)
     per_case = collect(study)
     assert sorted(set(per_case["seed"])) == [0, 1, 2] and len(per_case) == 2 * 3 * 8
     table = comparison_table(study, per_case).set_index("initialisation")
@@ -265,12 +261,7 @@ def test_two_seeds_give_an_interval_but_no_p(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(STUDY.replace("folds = [0, 1]", "folds = [0]\nseeds = [0, 5]"))
     study = load_study(path)
-    for run in runs(study):
-        rows = [{"case": f"c{i}", "mDice": 0.5 + 0.02 * i + (run.source is not None) * 0.01 * (1 + run.seed),
-                 "lesion_TPR": 0.5} for i in range(8)]
-        out = evaluation_file(study, run)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_csv(out, index=False)
+    _evaluations(study, lambda run, i: 0.5 + 0.02 * i + (run.source is not None) * 0.01 * (1 + run.seed), n_cases=8)
     row = comparison_table(study, collect(study)).set_index("initialisation").loc["mri seg"]
     assert math.isnan(row["stroke dice p"]) and row["stroke dice no_p"] == "seeds < 3"
     assert row["stroke dice ci_low"] <= row["stroke dice diff"] <= row["stroke dice ci_high"]
