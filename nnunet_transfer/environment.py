@@ -7,8 +7,10 @@ module that re-exports our trainer classes from the installed package.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from nnunet_transfer.layout import NNUNET_FOLDERS, default_data_root
@@ -49,3 +51,19 @@ def nnunet_subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.update(extra or {})
     return env
+
+
+@contextlib.contextmanager
+def temporary_environment(changes: Mapping[str, str]) -> Iterator[None]:
+    """This process's environment with ``changes`` set inside the block; each changed variable is
+    restored afterwards (removed again where it was unset)."""
+    saved = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

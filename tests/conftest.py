@@ -68,25 +68,16 @@ def planned_tiny(tmp_path_factory):
     Returns the three nnU-Net folders. Tests point nnU-Net at them with :func:`use_folders` and
     only add files of their own (plans copies, result folders under their own names).
     """
-    import os
-
     from nnunet_transfer.demo.datasets import DemoDataSize, write_demo_datasets
+    from nnunet_transfer.environment import temporary_environment
     from nnunet_transfer.planning.shared import plan_shared
     root = tmp_path_factory.mktemp("planned_tiny")
     folders = {name: root / name for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
-    saved = {name: os.environ.get(name) for name in folders}
-    os.environ.update({name: str(path) for name, path in folders.items()})
-    try:
+    with temporary_environment({name: str(path) for name, path in folders.items()}):
         write_demo_datasets(folders["nnUNet_raw"], DemoDataSize(spacing_mm=8.0, n_train=4, n_test=2),
                             seed=4, which=["mri_seg_source", "stroke"], progress=False)
         plan_shared(901, [911], "TinyPlans", ["2d"], num_processes=1, progress=False,
                     schedule={"num_epochs": 2, "num_iterations_per_epoch": 2, "num_val_iterations_per_epoch": 1})
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     return folders
 
 

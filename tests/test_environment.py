@@ -51,3 +51,14 @@ def test_subprocess_environment_adds_our_trainers_and_extra_variables(monkeypatc
     env = nnunet_subprocess_env({"nnUNet_n_proc_DA": "0"})
     assert env["nnUNet_extTrainer"].split(os.pathsep) == [str(EXT_TRAINER_DIR), "/theirs"]
     assert env["nnUNet_n_proc_DA"] == "0" and env["OMP_WAIT_POLICY"] in ("PASSIVE", os.environ.get("OMP_WAIT_POLICY"))
+
+
+def test_temporary_environment_restores_set_and_unset_variables(monkeypatch):
+    import os
+
+    from nnunet_transfer.environment import temporary_environment
+    monkeypatch.setenv("NNT_SET", "before")
+    monkeypatch.delenv("NNT_UNSET", raising=False)
+    with temporary_environment({"NNT_SET": "inside", "NNT_UNSET": "inside"}):
+        assert os.environ["NNT_SET"] == os.environ["NNT_UNSET"] == "inside"
+    assert os.environ["NNT_SET"] == "before" and "NNT_UNSET" not in os.environ

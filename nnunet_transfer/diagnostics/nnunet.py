@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from nnunet_transfer.environment import ext_trainer_value
+from nnunet_transfer.environment import ext_trainer_value, temporary_environment
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.io import read_json
 from nnunet_transfer.layout import existing_plans, model_folder, plans_path, preprocessed_dir, resolve_dataset
@@ -95,16 +95,8 @@ def nnunet_scratch_environment(scratch: str | Path) -> Iterator[None]:
     findable, no torch.compile (forward hooks must see the plain modules), no W&B; restored after."""
     changes = {"nnUNet_results": str(scratch), "nnUNet_compile": "false", "nnUNet_wandb_enabled": "0",
                "nnUNet_extTrainer": ext_trainer_value(os.environ.get("nnUNet_extTrainer"))}
-    saved = {key: os.environ.get(key) for key in changes}
-    os.environ.update(changes)
-    try:
+    with temporary_environment(changes):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def build_trainer(target: Target, device: torch.device) -> Any:
