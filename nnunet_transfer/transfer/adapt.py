@@ -127,3 +127,43 @@ def keep_rows(weight: torch.Tensor, target: torch.Tensor, rows: list[int | None]
         if s is not None:
             out[i] = weight[s]
     return out
+
+
+def _sequence_grid(grid: tuple[int, ...], order: str) -> tuple[int, ...]:
+    """The grid in the order its tokens are flattened (slowest axis first)."""
+    return (grid[1], grid[0], *grid[2:]) if order == "yxz" else tuple(grid)
+
+
+def resample_token_embedding(embedding: torch.Tensor, source_grid: tuple[int, ...], target_grid: tuple[int, ...],
+                             source_order: str = "xyz", target_order: str = "xyz") -> tuple[torch.Tensor, str]:
+    """A learnt positional embedding ``(1, tokens, dim)`` of a 3D token grid, moved to another grid.
+
+    ``source_grid`` / ``target_grid`` are the patch grids in image axis order; ``*_order`` say how
+    each network flattens its grid into the token sequence (``xyz``: x slowest, as
+    dynamic_network_architectures' Primus; ``yxz``: y slowest, as nnssl's EvaMAE). The embedding is
+    laid out on the source grid in image axes, resampled trilinearly (``align_corners=False``: the
+    grid cells keep their centres' relative positions, as nnU-Net's development branch does) when
+    the grids differ, and flattened in the target's order. An unchanged grid and order returns the
+    tensor as it is. Raises NnunetTransferError when the number of tokens does not match the grid.
+    """
+    source_grid, target_grid = tuple(source_grid), tuple(target_grid)
+    if (embedding.ndim != 3 or embedding.shape[0] != 1 or embedding.shape[1] != math.prod(source_grid)
+            or len(source_grid) != 3 or len(target_grid) != 3):
+        raise NnunetTransferError(f"A positional embedding {tuple(embedding.shape)} is not one token per cell of the "
+                                  f"grid {source_grid}.")
+    if source_grid == target_grid and source_order == target_order:
+        return embedding, "positional embedding unchanged"
+    dim = embedding.shape[2]
+    volume = embedding.reshape(1, *_sequence_grid(source_grid, source_order), dim).movedim(-1, 1)
+    if source_order == "yxz":
+        volume = volume.transpose(2, 3)  # (1, dim, x, y, z)
+    steps = []
+    if source_grid != target_grid:
+        volume = F.interpolate(volume.float(), size=target_grid, mode="trilinear", align_corners=False)
+        steps.append(f"token grid {'x'.join(map(str, source_grid))} -> {'x'.join(map(str, target_grid))} (trilinear)")
+    if target_order == "yxz":
+        volume = volume.transpose(2, 3)
+    if source_order != target_order:
+        steps.append(f"token order {source_order} -> {target_order}")
+    out = volume.movedim(1, -1).reshape(1, -1, dim).to(embedding.dtype).contiguous()
+    return out, "positional embedding: " + ", ".join(steps)

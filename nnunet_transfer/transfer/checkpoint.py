@@ -17,11 +17,10 @@ import numpy as np
 import torch
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.transfer.nnssl import is_nnssl, nnssl_metadata, nnssl_state_dict
+from nnunet_transfer.transfer.nnssl import (WRAPPER_PREFIXES, is_nnssl, nnssl_metadata, nnssl_state_dict,  # noqa: F401
+                                            strip_wrapper_prefixes)
 
 METADATA_KEY = "nnunet_transfer"
-# Prefixes added by DistributedDataParallel ("module.") and torch.compile ("_orig_mod.").
-WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 STATE_DICT_KEYS = ("network_weights", "state_dict", "model_state_dict", "model", "teacher", "student")
 
 
@@ -75,17 +74,6 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise NnunetTransferError(f"Checkpoint {path} is not a torch checkpoint: it holds a {type(obj).__name__}, "
                                   f"expected a dict of weights.")
     return dict(obj)
-
-
-def strip_wrapper_prefixes(key: str) -> str:
-    """Remove every leading DDP / torch.compile prefix from a state-dict key."""
-    changed = True
-    while changed:
-        changed = False
-        for prefix in WRAPPER_PREFIXES:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
-    return key
 
 
 def extract_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:

@@ -46,7 +46,8 @@ def transfer_from_checkpoint(checkpoint: str | os.PathLike, model: nn.Module, ru
         raise NnunetTransferError(f"Checkpoint {checkpoint} into {target_name}: {e}") from None
     check_compatible(source, model, f"Checkpoint {checkpoint}", target_name, rules, maps)
     try:
-        report = (transfer_with_rules if apply else preview_with_rules)(source, model, rules, maps)
+        tokens = (metadata["token_grid"], metadata["token_order"]) if metadata and metadata.get("token_grid") else None
+        report = (transfer_with_rules if apply else preview_with_rules)(source, model, rules, maps, tokens)
     except TransferError as e:
         raise TransferError(f"Checkpoint {checkpoint} into {target_name}: {e}") from None
     report.checkpoint = str(checkpoint)

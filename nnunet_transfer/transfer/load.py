@@ -66,12 +66,15 @@ def canonical_entries(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[s
     (aliases included) to its canonical name."""
     canonical: dict[str, torch.Tensor] = {}
     by_identity: dict[int, str] = {}
-    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+    state = model.state_dict(keep_vars=True)
+    # non-persistent buffers (a transformer's rotary embedding) are computed, not weights: not entries
+    buffers = [(n, t) for n, t in model.named_buffers() if n in state]
+    for name, tensor in list(model.named_parameters()) + buffers:
         if id(tensor) not in by_identity:
             by_identity[id(tensor)] = name
             canonical[name] = tensor
     alias_of: dict[str, str] = {}
-    for key, tensor in model.state_dict(keep_vars=True).items():
+    for key, tensor in state.items():
         alias_of[key] = by_identity.get(id(tensor), key)
         if key not in canonical and alias_of[key] == key:  # a persistent buffer not seen above
             canonical[key] = tensor
@@ -238,20 +241,21 @@ def transfer_weights(source: Mapping[str, torch.Tensor], model: nn.Module, load:
 
 
 def transfer_with_rules(source: Mapping[str, torch.Tensor], model: nn.Module, rules: TransferRules,
-                        maps: NameMaps = NameMaps()) -> TransferReport:
+                        maps: NameMaps = NameMaps(), tokens: tuple[list[int], str] | None = None) -> TransferReport:
     """``transfer_weights`` with the adaptations the rules ask for (inflation, input channels,
-    kernel size, the resolved channel / class ``maps``) and their load / strict settings."""
+    kernel size, the resolved channel / class ``maps``, a transformer's positional embedding from
+    the source's ``tokens`` grid and order) and their load / strict settings."""
     return transfer_weights(source, model, load=rules.load or "encoder+decoder", strict=rules.strict,
-                            adapters=[make_adapter(unwrap_model(model), rules, maps)],
+                            adapters=[make_adapter(unwrap_model(model), rules, maps, tokens)],
                             require_encoder=not rules.allow_no_encoder_weights, maps=maps)
 
 
 def preview_with_rules(source: Mapping[str, torch.Tensor], model: nn.Module, rules: TransferRules,
-                       maps: NameMaps = NameMaps()) -> TransferReport:
+                       maps: NameMaps = NameMaps(), tokens: tuple[list[int], str] | None = None) -> TransferReport:
     """What ``transfer_with_rules`` would do, without changing the model; refuses what it refuses
     for want of encoder weights (``strict`` is reported, not raised)."""
     report = match_state_dict(source, model, rules.load or "encoder+decoder",
-                              [make_adapter(unwrap_model(model), rules, maps)], maps=maps)[0]
+                              [make_adapter(unwrap_model(model), rules, maps, tokens)], maps=maps)[0]
     if not rules.allow_no_encoder_weights:
         require_encoder_transferred(report, source.keys())
     return report

@@ -5,16 +5,27 @@ nnssl (github.com/MIC-DKFZ/nnssl) saves ``network_weights`` (the whole pretraini
 ``ResEncL`` with ``arch_kwargs`` None, or ``ResidualEncoderUNet`` / ``PlainConvUNet`` with its
 kwargs), the pretraining plan (one configuration: spacing, patch size), the recommended
 downstream patch size, the input channels and where the encoder lives (``key_to_encoder``,
-``key_to_stem``, ``keys_to_in_proj``). Two forms carry it: the training checkpoint (plus
+``key_to_stem``, ``keys_to_in_proj``, for transformers ``key_to_lpe``). Two forms carry it: the training checkpoint (plus
 optimizer state, logging, ``init_args``, ...) and the release form of ``add_adaptation_plan.py``;
 published checkpoints may add ``citations``. This module turns the plan into our checkpoint block
 (nnU-Net-style ``architecture``, ``patch_size``, ``spacing``, ...) so that ``preview``,
 ``attach`` and ``plan-like-checkpoint`` treat it like our own checkpoints, and repairs the one
 trap of SparK (S3D) checkpoints: their encoder's ``conv`` / ``norm`` keys hold the untrained
-copies, only ``all_modules.0`` / ``all_modules.1`` were trained. Pure torch, no nnU-Net import.
+copies, only ``all_modules.0`` / ``all_modules.1`` were trained.
+
+Primus checkpoints (``PrimusS/B/M/L``; nnssl's ``BaseEvaMAETrainer`` and the other ``*EvaTrainer``)
+hold nnssl's pretraining module, not a Primus: ``EvaMAE`` (nnssl ``architectures/evaMAE_module.py``:
+``down_projection`` kernel-8 patch embedding, ``eva`` encoder with ``eva.pos_embed``, an MAE
+decoder ``decoder.*`` with its own ``decoder.pos_embed`` of the same shape, ``up_projection``,
+``mask_token``), wrapped under ``encoder.`` by the contrastive trainers. The encoder is the plan's
+``key_to_encoder`` + ``key_to_stem``, its positional embedding ``key_to_lpe``; the network for
+fine-tuning is :class:`nnunet_transfer.networks.primus.TransferPrimus`, sized from the weights, with
+the module's token order (``EvaMAE``: ``yxz``; nnssl's SimMIM module: ``xyz``). Pure torch, no
+nnU-Net import.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -39,7 +50,19 @@ RESENC_L_KWARGS: dict[str, Any] = {
     "norm_op_kwargs": {"eps": 1e-5, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
     "nonlin": OPS["nonlin"], "nonlin_kwargs": {"inplace": True}}
 DYNAMIC_CLASSES = ("ResidualEncoderUNet", "PlainConvUNet")
+# embed_dim, depth, heads of nnssl's Primus presets (dynamic_network_architectures primus._PRIMUS_CONFIGS)
+PRIMUS_PRESETS = {"PrimusS": (396, 12, 6), "PrimusB": (792, 12, 12), "PrimusM": (864, 16, 12), "PrimusL": (1056, 24, 16)}
+PRIMUS_CLASS = "nnunet_transfer.networks.primus.TransferPrimus"
+PRIMUS_ENCODER, PRIMUS_STEM, PRIMUS_LPE = "eva", "down_projection", "eva.pos_embed"  # TransferPrimus's names
+# nnssl's pretraining modules flatten the token grid in their own order: EvaMAE as 'b (h w d) c' of a
+# 'b c w h d' grid (yxz), its SimMIM module as 'b (w h d) c' (xyz)
+XYZ_TRAINERS = ("SimMIM",)
+# Primus fine-tuning in nnU-Net (nnUNetTrainer/primus/primus_trainers.py AbstractPrimus) and nnssl: stochastic
+# depth 0.2, LayerScale init 0.1, normalised attention
+PRIMUS_DROP_PATH = 0.2
+PRIMUS_INIT_VALUES = 0.1
 REQUIRES_IMPORT = ["conv_op", "norm_op", "dropout_op", "nonlin"]
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
 _SPARSE_PAIRS = ((re.compile(r"\.all_modules\.0\.(weight|bias)$"), ".conv."),
                  (re.compile(r"\.all_modules\.1\.(weight|bias)$"), ".norm."))
 
@@ -49,9 +72,14 @@ def is_nnssl(checkpoint: Mapping[str, Any]) -> bool:
     return PLAN_KEY in checkpoint or SPARK_KEY in checkpoint
 
 
+def is_primus(metadata: Mapping[str, Any] | None) -> bool:
+    """Whether a checkpoint block describes an nnssl Primus (transformer) checkpoint."""
+    return bool(metadata) and str(metadata.get("nnssl_architecture")) in PRIMUS_PRESETS
+
+
 def _architecture(plans: Mapping[str, Any]) -> dict[str, Any]:
-    """nnU-Net's ``architecture`` block for the adaptation plan's ``architecture_plans``; refuses
-    architectures nnU-Net's U-Nets cannot build."""
+    """nnU-Net's ``architecture`` block for the adaptation plan's U-Net ``architecture_plans``;
+    refuses architectures nnU-Net cannot build."""
     name = plans.get("arch_class_name")
     kwargs = plans.get("arch_kwargs")
     if name == "ResEncL":
@@ -59,10 +87,9 @@ def _architecture(plans: Mapping[str, Any]) -> dict[str, Any]:
     elif name in DYNAMIC_CLASSES and isinstance(kwargs, Mapping):
         kwargs = dict(kwargs)
     else:
-        what = ("a transformer (Primus), which nnU-Net's U-Net planning cannot build" if str(name).startswith("Primus")
-                else "an architecture without the U-Net kwargs nnU-Net builds networks from")
         raise NnunetTransferError(
-            f"The nnssl checkpoint's architecture is {name!r}, {what}. Supported: ResEncL and ResidualEncoderUNet / "
+            f"The nnssl checkpoint's architecture is {name!r}, an architecture without the U-Net kwargs nnU-Net "
+            f"builds networks from. Supported: ResEncL, {', '.join(PRIMUS_PRESETS)} and ResidualEncoderUNet / "
             f"PlainConvUNet with their arch_kwargs. Nothing was written.")
     cls = f"{UNET_MODULE}.{name if name in DYNAMIC_CLASSES else 'ResidualEncoderUNet'}"
     kwargs = {k: ([list(v) for v in value] if k in ("kernel_sizes", "strides") else value)
@@ -71,15 +98,69 @@ def _architecture(plans: Mapping[str, Any]) -> dict[str, Any]:
             "_kw_requires_import": [k for k in REQUIRES_IMPORT if kwargs.get(k) is not None]}
 
 
+def _token_grid(tokens: int, patch: Any, embed: list[int], path: str) -> list[int]:
+    """The pretraining's token grid: its configured patch over the patch embedding when that gives
+    the embedding's number of tokens, else the cube the number of tokens makes."""
+    try:
+        grid = [int(s) // e for s, e in zip(patch, embed)]
+        if len(grid) == 3 and math.prod(grid) == tokens:
+            return grid
+    except (TypeError, ValueError):
+        pass
+    side = round(tokens ** (1 / 3))
+    if side ** 3 == tokens:
+        return [side] * 3
+    raise NnunetTransferError(f"{path}: the positional embedding has {tokens} tokens, which neither the pretraining "
+                              f"patch {patch} over the patch embedding {embed} nor a cube gives; its token grid is "
+                              f"unknown.")
+
+
+def _primus(plan: Mapping[str, Any], weights: Mapping[str, Any], patch: list[int], configuration: Mapping[str, Any],
+            trainer: str | None, path: str) -> dict[str, Any]:
+    """The fine-tuning network of an nnssl Primus checkpoint, sized from its weights: architecture
+    block (:class:`TransferPrimus` at ``patch``), the pretraining's ``token_grid`` and ``token_order``."""
+    name = plan["architecture_plans"]["arch_class_name"]
+    encoder, lpe = plan["key_to_encoder"], plan.get("key_to_lpe")
+    in_proj = next((weights[f"{k}.weight"] for k in plan["keys_to_in_proj"] if f"{k}.weight" in weights), None)
+    if in_proj is None or in_proj.ndim != 5 or lpe not in weights:
+        raise NnunetTransferError(f"{path}: a {name} checkpoint needs its patch embedding "
+                                  f"({', '.join(plan['keys_to_in_proj'])}) and positional embedding ({lpe}) in "
+                                  f"'network_weights'; they are not there.")
+    embed_dim, patch_embed = int(in_proj.shape[0]), [int(k) for k in in_proj.shape[2:]]
+    blocks = re.compile(rf"^{re.escape(encoder)}\.blocks\.(\d+)\.")
+    depth = 1 + max((int(m.group(1)) for m in map(blocks.match, weights) if m), default=-1)
+    preset = PRIMUS_PRESETS[name]
+    given = plan["architecture_plans"].get("arch_kwargs") or {}
+    heads = given.get("eva_numheads") if isinstance(given, Mapping) else None
+    if heads is None:
+        if (embed_dim, depth) != preset[:2]:
+            raise NnunetTransferError(
+                f"{path}: its weights are a transformer of width {embed_dim} and depth {depth}, not {name} "
+                f"(width {preset[0]}, depth {preset[1]}), and its plan's arch_kwargs give no eva_numheads; the "
+                f"number of attention heads cannot be read from weights.")
+        heads = preset[2]
+    order = "xyz" if any(t in str(trainer) for t in XYZ_TRAINERS) else "yxz"
+    block0 = f"{encoder}.blocks.0."
+    kwargs = {"embed_dim": embed_dim, "patch_embed_size": patch_embed, "eva_depth": depth, "eva_numheads": int(heads),
+              "input_shape": list(patch), "token_order": order, "drop_path_rate": PRIMUS_DROP_PATH,
+              "init_values": PRIMUS_INIT_VALUES if f"{block0}gamma_1" in weights else None,
+              "scale_attn_inner": f"{block0}attn.norm.weight" in weights}
+    return {"architecture": {"network_class_name": PRIMUS_CLASS, "arch_kwargs": kwargs, "_kw_requires_import": []},
+            "token_grid": _token_grid(int(weights[lpe].shape[1]), configuration.get("patch_size"), patch_embed, path),
+            "token_order": order}
+
+
 def nnssl_metadata(checkpoint: Mapping[str, Any], path: str = "the checkpoint") -> dict[str, Any]:
     """Our checkpoint block (``nnunet_transfer.transfer.checkpoint.METADATA_KEY`` keys) for an nnssl
     checkpoint: ``architecture`` (nnU-Net style), ``configuration`` ``3d_fullres``, ``patch_size``
     (the recommended downstream patch), ``spacing`` (the pretraining's; None for ``noresample``),
     ``batch_size`` 2 (nnU-Net's for these networks), ``input_channels``, ``source_dataset``,
-    ``mode`` ``nnssl``, ``trainer``, the encoder keys and ``citations`` (a list, empty when absent).
+    ``mode`` ``nnssl``, ``trainer``, the encoder keys, ``normalization`` (the pretraining's
+    schemes, None when the plan does not say) and ``citations`` (a list, empty when absent); for a
+    Primus also ``token_grid`` and ``token_order`` of the pretraining (see :func:`_primus`).
 
     Raises NnunetTransferError for a SparK training checkpoint without an adaptation plan, a
-    malformed plan, or an architecture we cannot build (Primus), before anything is written.
+    malformed plan, or an architecture we cannot build, before anything is written.
     """
     plan = checkpoint.get(PLAN_KEY)
     if plan is None:
@@ -98,15 +179,27 @@ def nnssl_metadata(checkpoint: Mapping[str, Any], path: str = "the checkpoint") 
                 "trainer": checkpoint.get("trainer_name"),
                 "nnssl_architecture": plan["architecture_plans"]["arch_class_name"],
                 "key_to_encoder": plan["key_to_encoder"], "key_to_stem": plan["key_to_stem"],
-                "keys_to_in_proj": list(plan["keys_to_in_proj"]),
+                "keys_to_in_proj": list(plan["keys_to_in_proj"]), "key_to_lpe": plan.get("key_to_lpe"),
+                "normalization": configuration.get("normalization_schemes"),
                 "citations": list(checkpoint.get(CITATIONS_KEY) or [])}
-        meta["architecture"] = _architecture(plan["architecture_plans"])
-    except (KeyError, TypeError, ValueError, StopIteration) as e:
+        if meta["nnssl_architecture"] in PRIMUS_PRESETS:
+            weights = {strip_wrapper_prefixes(k): v for k, v in (checkpoint.get("network_weights") or {}).items()}
+            meta.update(_primus(plan, weights, patch, configuration, meta["trainer"], path))
+        else:
+            meta["architecture"] = _architecture(plan["architecture_plans"])
+    except (KeyError, TypeError, ValueError, StopIteration, AttributeError) as e:
         if isinstance(e, NnunetTransferError):
             raise
         raise NnunetTransferError(f"{path}: its '{PLAN_KEY}' is not an nnssl adaptation plan ({type(e).__name__}: "
                                   f"{e}).") from None
     return meta
+
+
+def strip_wrapper_prefixes(key: str) -> str:
+    """Remove every leading DDP / torch.compile prefix from a state-dict key."""
+    while key.startswith(WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
 
 
 def repair_sparse_copies(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -127,14 +220,17 @@ def repair_sparse_copies(state: Mapping[str, torch.Tensor]) -> dict[str, torch.T
 
 
 def nnssl_state_dict(checkpoint: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """``network_weights`` with the SparK copies repaired and the encoder renamed to the layout of
-    nnU-Net's U-Nets (``encoder.stages`` / ``encoder.stem``) when the plan's keys differ (an encoder
-    wrapped under another attribute)."""
+    """``network_weights`` without DDP / torch.compile prefixes, the SparK copies repaired and the
+    encoder renamed to the layout of the fine-tuning network (nnU-Net's U-Nets: ``encoder.stages`` /
+    ``encoder.stem``; Primus: ``eva`` / ``down_projection``) when the plan's keys differ (an encoder
+    wrapped under another attribute, e.g. ``encoder.eva`` of nnssl's contrastive trainers)."""
     weights = checkpoint.get("network_weights")
     if not isinstance(weights, Mapping):
         raise NnunetTransferError("The nnssl checkpoint has no 'network_weights'.")
-    state = repair_sparse_copies({k: v for k, v in weights.items() if isinstance(v, torch.Tensor)})
-    renames = {metadata["key_to_encoder"]: "encoder.stages", metadata["key_to_stem"]: "encoder.stem"}
+    state = repair_sparse_copies({strip_wrapper_prefixes(k): v for k, v in weights.items() if isinstance(v, torch.Tensor)})
+    renames = ({metadata["key_to_encoder"]: PRIMUS_ENCODER, metadata["key_to_stem"]: PRIMUS_STEM}
+               if is_primus(metadata) else {metadata["key_to_encoder"]: "encoder.stages",
+                                            metadata["key_to_stem"]: "encoder.stem"})
     out = {}
     for key, value in state.items():
         for old, new in renames.items():

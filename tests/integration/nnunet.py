@@ -124,3 +124,11 @@ def nnssl_checkpoint(path: Path, architecture: dict, patch_size: list[int], trai
         content.update(optimizer_state={}, grad_scaler_state=None, logging={}, _best_ema=None, current_epoch=1000)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(content, path)
+
+
+def nnssl_primus_checkpoint(path: Path, pretrain_patch=(32, 32, 32), downstream_patch=(48, 48, 48),
+                            training_form: bool = False, trainer: str = "BaseEvaMAETrainer", spacing=(1, 1, 1)):
+    """A small Primus checkpoint in nnssl's exact format (see tests/nnssl_primus.py), pretrained at
+    ``spacing``."""
+    from tests.nnssl_primus import nnssl_primus_checkpoint as write
+    return write(Path(path), pretrain_patch, downstream_patch, training_form, trainer, spacing=spacing)

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.transfer.adapt import adapt_input_channels, adapt_kernel, inflate_2d_to_3d
+from nnunet_transfer.transfer.adapt import adapt_input_channels, adapt_kernel, inflate_2d_to_3d, resample_token_embedding
 
 
 @settings(max_examples=20, deadline=None)
@@ -89,3 +89,45 @@ def test_bad_inflation_arguments():
         inflate_2d_to_3d(torch.zeros(1, 1, 3, 3), 3, "stretch")
     with pytest.raises(NnunetTransferError, match="only inflate a 2D kernel"):
         inflate_2d_to_3d(torch.zeros(1, 1, 3, 3, 3), 3)
+
+
+# ---------------------------------------------------------------------------- positional embeddings
+
+def _embedding_of_positions(grid, order):
+    """An embedding whose 3 channels are the token's (x, y, z) position, flattened in ``order``."""
+    x, y, z = torch.meshgrid(*(torch.arange(n, dtype=torch.float32) for n in grid), indexing="ij")
+    volume = torch.stack([x, y, z], dim=-1)  # (x, y, z, 3)
+    if order == "yxz":
+        volume = volume.transpose(0, 1)
+    return volume.reshape(1, -1, 3)
+
+
+def test_an_unchanged_token_grid_is_copied_exactly():
+    embedding = torch.randn(1, 4 * 3 * 2, 6)
+    out, how = resample_token_embedding(embedding, (4, 3, 2), (4, 3, 2), "yxz", "yxz")
+    assert out is embedding and how == "positional embedding unchanged"
+
+
+@pytest.mark.parametrize("source_order,target_order", [("yxz", "xyz"), ("xyz", "yxz"), ("yxz", "yxz")])
+def test_every_position_keeps_its_embedding_across_token_orders(source_order, target_order):
+    grid = (4, 3, 2)
+    out, _ = resample_token_embedding(_embedding_of_positions(grid, source_order), grid, grid, source_order,
+                                      target_order)
+    assert torch.equal(out, _embedding_of_positions(grid, target_order))
+
+
+def test_a_new_grid_is_resampled_trilinearly_on_image_axes():
+    source, target = (4, 4, 4), (6, 4, 2)
+    constant = torch.full((1, 64, 5), 0.25)
+    out, how = resample_token_embedding(constant, source, target, "yxz", "yxz")
+    assert out.shape == (1, 48, 5) and torch.allclose(out, torch.full_like(out, 0.25))
+    assert "token grid 4x4x4 -> 6x4x2 (trilinear)" in how
+    ramp, _ = resample_token_embedding(_embedding_of_positions(source, "yxz"), source, target, "yxz", "xyz")
+    volume = ramp.reshape(*target, 3)
+    assert torch.all(volume[1:, :, :, 0] > volume[:-1, :, :, 0])  # x still grows along x
+    assert torch.allclose(volume[..., 1], _embedding_of_positions((6, 4, 2), "xyz").reshape(6, 4, 2, 3)[..., 1])
+
+
+def test_an_embedding_that_does_not_fill_its_grid_is_refused():
+    with pytest.raises(NnunetTransferError, match="not one token per cell"):
+        resample_token_embedding(torch.zeros(1, 10, 4), (2, 2, 2), (2, 2, 2))

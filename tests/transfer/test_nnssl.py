@@ -10,7 +10,9 @@ from nnunet_transfer.transfer.driver import transfer_from_checkpoint
 from nnunet_transfer.transfer.nnssl import RESENC_L_KWARGS
 from nnunet_transfer.transfer.report import ADAPTED, LOADED, SKIPPED
 from nnunet_transfer.transfer.rules import TransferRules
+from nnunet_transfer.networks.build import build_network
 from tests.conftest import tiny_unet
+from tests.nnssl_primus import nnssl_primus_checkpoint
 
 CITATION = {"type": "pretraining", "name": "OpenMind MAE", "apa_citations": ["Wald, T. et al. (2025). ..."]}
 
@@ -135,16 +137,92 @@ def test_an_encoder_saved_under_another_attribute_is_renamed(tmp_path):
 
 
 def test_architectures_we_cannot_build_and_spark_training_checkpoints_are_refused(tmp_path):
-    primus = _training_checkpoint(tmp_path / "primus.pth", {"eva.pos_embed": torch.zeros(1, 8, 4)},
-                                  _adaptation_plan("PrimusM", None, "eva", "down_projection"))
-    with pytest.raises(NnunetTransferError, match=r"architecture is 'PrimusM', a transformer \(Primus\).*Nothing "
+    unknown = _training_checkpoint(tmp_path / "swin.pth", {"x": torch.zeros(1)},
+                                   _adaptation_plan("SwinUNETR", None, "swinViT", "swinViT.patch_embed"))
+    with pytest.raises(NnunetTransferError, match=r"architecture is 'SwinUNETR'.*Supported: ResEncL, PrimusS.*Nothing "
                                                   r"was written"):
-        transfer_from_checkpoint(primus, tiny_unet(3, residual=True), TransferRules())
+        transfer_from_checkpoint(unknown, tiny_unet(3, residual=True), TransferRules())
     spark = tmp_path / "spark_training.pth"
     torch.save({"network_weights": _randomised_resenc().state_dict(), "spark_weights": {}, "trainer_name": "Spark"},
                spark)
     with pytest.raises(NnunetTransferError, match="SparK .* no 'nnssl_adaptation_plan'.*add_adaptation_plan.py"):
         checkpoint_metadata(load_checkpoint(spark))
+
+
+# ---------------------------------------------------------------------------- Primus
+
+def _primus_target(path, patch, channels=1):
+    arch = checkpoint_metadata(load_checkpoint(path))["architecture"]
+    return build_network(arch, patch, channels, 2)
+
+
+@pytest.mark.parametrize("training_form", [True, False])
+def test_a_primus_checkpoint_describes_the_network_its_weights_make(tmp_path, training_form):
+    path = tmp_path / "primus.pth"
+    nnssl_primus_checkpoint(path, pretrain_patch=(32, 32, 32), downstream_patch=(48, 40, 32),
+                            training_form=training_form)
+    meta = checkpoint_metadata(load_checkpoint(path))
+    assert meta["nnssl_architecture"] == "PrimusM" and meta["patch_size"] == [48, 40, 32]
+    assert meta["token_grid"] == [4, 4, 4] and meta["token_order"] == "yxz"
+    assert meta["normalization"] == ["ZScoreNormalization"] and meta["spacing"] == [1.0, 1.0, 1.0]
+    arch = meta["architecture"]
+    assert arch["network_class_name"] == "nnunet_transfer.networks.primus.TransferPrimus"
+    assert arch["arch_kwargs"] == {"embed_dim": 48, "patch_embed_size": [8, 8, 8], "eva_depth": 2, "eva_numheads": 2,
+                                   "input_shape": [48, 40, 32], "token_order": "yxz", "drop_path_rate": 0.2,
+                                   "init_values": 0.1, "scale_attn_inner": True}
+
+
+def test_primus_encoder_patch_and_positional_embeddings_load_into_a_two_channel_target(tmp_path):
+    """Release form, pretraining patch 32^3 (4^3 tokens) into a 2-channel target at 48x40x32 (6x5x4)."""
+    path = tmp_path / "primus.pth"
+    module = nnssl_primus_checkpoint(path, pretrain_patch=(32, 32, 32), downstream_patch=(48, 40, 32))
+    target = _primus_target(path, (48, 40, 32), channels=2)
+    report = transfer_from_checkpoint(path, target, TransferRules())
+    by_name = {r.name: r for r in report.records}
+    assert report.load == "encoder"
+    encoder = [r for r in report.records if r.part == "encoder"]
+    assert len(encoder) == len([k for k in module.state_dict() if k.startswith(("eva.", "down_projection."))])
+    assert all(r.status in (LOADED, ADAPTED) for r in encoder)
+    assert {r.name for r in encoder if r.status == ADAPTED} == {"down_projection.proj.weight", "eva.pos_embed"}
+    assert "input channels 1->2" in by_name["down_projection.proj.weight"].how
+    assert by_name["eva.pos_embed"].how == "positional embedding: token grid 4x4x4 -> 6x5x4 (trilinear)"
+    assert by_name["eva.pos_embed"].source_key == "eva.pos_embed"  # never the MAE decoder's of the same shape
+    assert {"decoder.pos_embed", "mask_token"} <= set(report.unused_source)
+    assert all(r.status == SKIPPED for r in report.records if r.name.startswith("up_projection."))
+    with torch.no_grad():
+        assert torch.equal(target.eva.blocks[1].attn.q_proj.weight, module.eva.blocks[1].attn.q_proj.weight)
+
+
+def test_an_unchanged_token_grid_is_loaded_exactly(tmp_path):
+    path = tmp_path / "primus.pth"
+    module = nnssl_primus_checkpoint(path, pretrain_patch=(32, 32, 32), downstream_patch=(32, 32, 32))
+    target = _primus_target(path, (32, 32, 32))
+    report = transfer_from_checkpoint(path, target, TransferRules())
+    assert next(r for r in report.records if r.name == "eva.pos_embed").status == LOADED
+    assert torch.equal(target.eva.pos_embed, module.eva.pos_embed)
+
+
+def test_contrastive_primus_checkpoints_wrap_the_encoder_and_simmim_orders_tokens_as_primus(tmp_path):
+    voco = tmp_path / "voco.pth"
+    nnssl_primus_checkpoint(voco, downstream_patch=(32, 32, 32), trainer="VoCoEvaTrainer")
+    assert "encoder.eva.pos_embed" in load_checkpoint(voco)["network_weights"]
+    report = transfer_from_checkpoint(voco, _primus_target(voco, (32, 32, 32)), TransferRules())
+    assert all(r.status == LOADED for r in report.records if r.part == "encoder")
+    simmim = tmp_path / "simmim.pth"
+    nnssl_primus_checkpoint(simmim, downstream_patch=(32, 32, 32), trainer="SimMIMEvaTrainer")
+    assert checkpoint_metadata(load_checkpoint(simmim))["token_order"] == "xyz"
+
+
+def test_a_primus_checkpoint_whose_size_the_preset_does_not_give_is_refused(tmp_path):
+    path = tmp_path / "primus.pth"
+    nnssl_primus_checkpoint(path)
+    checkpoint = load_checkpoint(path)
+    checkpoint["nnssl_adaptation_plan"]["architecture_plans"]["arch_kwargs"] = None  # as nnssl's PrimusM preset
+    with pytest.raises(NnunetTransferError, match="width 48 and depth 2, not PrimusM .width 864, depth 16.*heads"):
+        checkpoint_metadata(checkpoint)
+    del checkpoint["network_weights"]["eva.pos_embed"]
+    with pytest.raises(NnunetTransferError, match="positional embedding .eva.pos_embed"):
+        checkpoint_metadata(checkpoint)
 
 
 def test_the_resenc_l_preset_is_nnssl_s_network():

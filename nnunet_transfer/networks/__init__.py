@@ -1,0 +1,1 @@
+"""Networks our plans can name besides dynamic_network_architectures' own classes."""
