@@ -10,11 +10,17 @@ from tqdm import tqdm
 
 import nnunet_transfer
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.layout import channel_names, resolve_dataset
+from nnunet_transfer.io import read_json
+from nnunet_transfer.layout import channel_names, preprocessed_dir, resolve_dataset
+from nnunet_transfer.names import MODE_NNSSL
+from nnunet_transfer.networks.build import has_deep_supervision
 from nnunet_transfer.planning.nnunet_planner import ensure_fingerprint, one_worker_pool, plan_dataset, preprocess
 from nnunet_transfer.planning.plans_file import resolved_configuration, write_plans
 from nnunet_transfer.planning.shared import share_architecture, with_schedule
-from nnunet_transfer.plans_blocks import SHARED_KEYS, TrainingSchedule, parse_schedule
+from nnunet_transfer.planning.spacing import (ResolvedSpacing, SpacingRule, apply_spacing_rule, normalization_note,
+                                              parse_spacing_rule, resolve_spacing_rule)
+from nnunet_transfer.plans_blocks import (SHARED_KEYS, SHARED_PLANS_KEY, TRANSFORMER_RECIPE, TrainingSchedule,
+                                          parse_schedule)
 from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, extract_state_dict, load_checkpoint
 from nnunet_transfer.transfer.compat import check_channels_adaptable
 from nnunet_transfer.transfer.mapping import channel_names_of, resolve_mapping
@@ -103,34 +109,64 @@ def check_channels(ckpt: CheckpointPlan, dataset: str, rules: TransferRules | No
                              f"{what} (map channels by name with --channel-map)")
 
 
+def pretraining_normalization(ckpt: CheckpointPlan) -> list[str] | None:
+    """The nnU-Net normalisation scheme names the pretraining used, where the checkpoint says:
+    ``normalization`` (nnssl), ``normalization_schemes`` (ours; nnU-Net's configuration)."""
+    meta = ckpt.metadata or {}
+    names = meta.get("normalization") or meta.get("normalization_schemes") or \
+        ckpt.configuration_dict.get("normalization_schemes")
+    return [str(n) for n in names] if names else None
+
+
+def spacing_rule_of(ckpt: CheckpointPlan, spacing: str | Sequence | SpacingRule | None) -> ResolvedSpacing:
+    """The spacing rule targets planned like ``ckpt`` get for the requested ``spacing`` (see
+    ``planning.spacing``; None: the checkpoint's default). Raises NnunetTransferError for a bad value."""
+    rule = spacing if isinstance(spacing, SpacingRule) else parse_spacing_rule(spacing)
+    nnssl = (ckpt.metadata or {}).get("mode") == MODE_NNSSL
+    return resolve_spacing_rule(rule, ckpt.configuration_dict.get("spacing"), nnssl, ckpt.path.name)
+
+
 def plan_like_checkpoint(checkpoint: str | Path, targets: Sequence[int | str], plans_name: str,
                          configuration: str | None = None, num_processes: int = 2,
                          run_preprocessing: bool = True, clean: bool = False,
                          schedule: dict | TrainingSchedule | None = None, progress: bool = True,
-                         rules: TransferRules | None = None) -> dict[str, Path]:
+                         rules: TransferRules | None = None,
+                         spacing: str | Sequence | SpacingRule | None = None) -> dict[str, Path]:
     """Plan and preprocess ``targets`` with the checkpoint's architecture, patch and batch size.
 
+    ``spacing``: the spacing rule (``planning.spacing``): ``"checkpoint"`` (the pretraining's),
+    ``"nnunet"`` (nnU-Net's own for each target), three numbers in mm in nnU-Net's image axis
+    order (a fixed spacing), ``"none"`` (no case resampled), or None for the checkpoint's default
+    (nnssl: ``checkpoint``; ours and nnU-Net's: ``nnunet``). The rule, the pretraining's spacing and
+    normalisation are recorded in each target's ``shared_plans`` block and printed with the
+    target's normalisation.
+
     Every target is checked (dataset exists, dimensionality, input channels the checkpoint can
-    feed under ``rules``: its ``input_channels`` rule or ``channel_map``, as ``attach`` will) before
-    anything is written. Returns dataset name -> plans file.
+    feed under ``rules``: its ``input_channels`` rule or ``channel_map``, as ``attach`` will; a
+    spacing the rule can give) before any plans are written. Returns dataset name -> plans file.
     """
+    rule = spacing if isinstance(spacing, SpacingRule) else parse_spacing_rule(spacing)  # before loading
     ckpt = describe_checkpoint(checkpoint)
     cfg_name = check_configuration(ckpt, configuration)
+    resolved = spacing_rule_of(ckpt, rule)
     names = list(dict.fromkeys(resolve_dataset(t) for t in targets))
     for name in names:
         check_channels(ckpt, name, rules)
-    schedule = parse_schedule(schedule or {}, "the schedule options")
+    # a transformer gets the transformer recipe unless the options say otherwise: one recipe for every arm
+    recipe = {} if has_deep_supervision(ckpt.configuration_dict["architecture"]) else TRANSFORMER_RECIPE
+    schedule = parse_schedule({**recipe, **parse_schedule(schedule or {}, "the schedule options").block()},
+                              "the schedule options")
     template = {cfg_name: {k: ckpt.configuration_dict[k] for k in SHARED_KEYS}}
     provenance = {"reference_checkpoint": str(ckpt.path), "reference_dataset": ckpt.source_dataset,
                   "nnunet_transfer_version": nnunet_transfer.__version__}
     with one_worker_pool(num_processes):
         return _plan_and_write(names, cfg_name, template, provenance, plans_name, schedule, num_processes,
-                               run_preprocessing, clean, progress)
+                               run_preprocessing, clean, progress, resolved, pretraining_normalization(ckpt))
 
 
 def _plan_and_write(names: list[str], cfg_name: str, template: dict, provenance: dict, plans_name: str,
                     schedule: TrainingSchedule, num_processes: int, run_preprocessing: bool, clean: bool,
-                    progress: bool) -> dict[str, Path]:
+                    progress: bool, resolved: ResolvedSpacing, normalization: list[str] | None) -> dict[str, Path]:
     planned = {}
     for name in tqdm(names, desc="plan like checkpoint", disable=not progress):
         ensure_fingerprint(name, num_processes, clean=clean)
@@ -138,6 +174,13 @@ def _plan_and_write(names: list[str], cfg_name: str, template: dict, provenance:
         if missing:
             raise NnunetTransferError(f"{name} cannot have the checkpoint's {cfg_name} configuration "
                                       f"(a 2D dataset only has '2d').")
+        fingerprint = read_json(preprocessed_dir(name) / "dataset_fingerprint.json")
+        plans, applied = apply_spacing_rule(plans, cfg_name, resolved, fingerprint, name)
+        plans[SHARED_PLANS_KEY].update(applied.provenance(), pretraining_normalization=normalization)
+        cfg = plans["configurations"][cfg_name]
+        tqdm.write(f"{name}: {cfg_name} at spacing {_mm(cfg['spacing'])} (--spacing {applied.rule}: {applied.reason}; "
+                   f"pretraining spacing {_mm(applied.pretraining_spacing)}); "
+                   f"{normalization_note(cfg.get('normalization_schemes'), normalization)}")
         planned[name] = with_schedule(plans, schedule)
     written = {}
     for name, plans in tqdm(planned.items(), desc="preprocess", disable=not progress or not run_preprocessing):
@@ -145,3 +188,7 @@ def _plan_and_write(names: list[str], cfg_name: str, template: dict, provenance:
         if run_preprocessing:
             preprocess(name, plans_name, [cfg_name], num_processes)
     return written
+
+
+def _mm(spacing: Sequence[float] | None) -> str:
+    return "none recorded" if spacing is None else " x ".join(f"{float(s):g}" for s in spacing) + " mm"

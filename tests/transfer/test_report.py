@@ -38,3 +38,17 @@ def test_summary_lists_what_was_not_loaded_and_stays_short():
     assert "  encoder: 50 loaded, 1 adapted" in lines
     assert any(line.startswith("  adapted     encoder.stem (4, 1, 3, 3): input channels") for line in lines)
     assert "... 1 more (see the JSON report)" in text and "1 source keys unused" in text and len(lines) < 10
+
+
+def test_target_spacing_is_reported_and_shown_next_to_the_pretraining_s_when_they_differ():
+    from dataclasses import replace
+    report = _report()
+    assert report.to_dict()["target_spacing"] is None and "spacing:" not in report.summary()
+    pretrained = replace(report, source_metadata={"mode": "nnssl", "spacing": [1.0, 1.0, 1.0]})
+    same = replace(pretrained, target_spacing=[1.0, 1.0, 1.0])
+    assert same.to_dict()["target_spacing"] == [1.0, 1.0, 1.0] and "spacing:" not in same.summary()
+    other = replace(pretrained, target_spacing=[3.0, 2.0, 2.0])
+    assert "spacing: target 3 x 2 x 2 mm, pretraining 1 x 1 x 1 mm" in other.summary()
+    noresample = replace(other, source_metadata={"mode": "nnssl", "spacing": None})
+    assert "pretraining no fixed spacing" in noresample.summary()
+    assert "spacing:" not in replace(report, target_spacing=[3.0, 2.0, 2.0]).summary()  # pretraining's unknown
