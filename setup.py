@@ -14,6 +14,7 @@ setup(
     package_data={"nnunet_transfer": ["nnunet_ext/*.py", "nnunet_ext/README.md"]},
     install_requires=[
         "nnunetv2>=2.8.1,<2.9",
+        "huggingface_hub>=0.23",  # checkpoints named by hub id (nnunet_transfer.hub)
         "torch>=2.1",
         "dynamic-network-architectures>=0.4",
         "batchgenerators>=0.25",

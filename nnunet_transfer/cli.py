@@ -60,11 +60,23 @@ def cmd_plan(args: argparse.Namespace) -> None:
 
 def cmd_plan_like_checkpoint(args: argparse.Namespace) -> None:
     from nnunet_transfer.planning.like_checkpoint import plan_like_checkpoint
-    written = plan_like_checkpoint(args.checkpoint, args.datasets, args.plans, args.configuration, args.np,
-                                   run_preprocessing=not args.no_preprocess, clean=args.clean,
-                                   schedule=_schedule(args), rules=_rules(args))
+    from nnunet_transfer.planning.spacing import parse_spacing_rule
+    rules = _rules(args)  # a bad option is reported before anything is fetched
+    spacing = parse_spacing_rule(args.spacing)
+    written = plan_like_checkpoint(_resolved(args.checkpoint).path, args.datasets, args.plans, args.configuration,
+                                   args.np, run_preprocessing=not args.no_preprocess, clean=args.clean,
+                                   schedule=_schedule(args), rules=rules, spacing=spacing)
     for name, path in written.items():
         print(f"{name}: {path}")
+
+
+def _resolved(checkpoint: str):
+    """A checkpoint argument as a local file: a hub reference is fetched (or found in the cache) first."""
+    from nnunet_transfer.hub import resolve_checkpoint
+    resolved = resolve_checkpoint(checkpoint)
+    if resolved.is_hub:
+        print(f"checkpoint: {resolved.pinned} -> {resolved.path}")
+    return resolved
 
 
 def _name_map(values: list[str] | None, option: str) -> str | dict[str, str] | None:
@@ -124,15 +136,20 @@ def _add_rules(p: argparse.ArgumentParser) -> None:
 def cmd_attach(args: argparse.Namespace) -> None:
     from nnunet_transfer.planning.attach import attach
     strategy = {k: getattr(args, k) for k in STRATEGY_KEYS if getattr(args, k) is not None}
+    rules = _rules(args)  # a bad option is reported before anything is fetched
+    checkpoint = _resolved(args.checkpoint)
     for dataset in args.datasets:
-        path = attach(args.checkpoint, dataset, args.plans, args.output_plans, _rules(args), strategy)
+        path = attach(checkpoint, dataset, args.plans, args.output_plans, rules, strategy)
         print(f"{dataset}: {path}")
         print(f"  train with: nnUNetv2_train {dataset} CONFIG FOLD -tr nnUNetTrainerFinetune -p {path.stem}")
 
 
 def cmd_preview(args: argparse.Namespace) -> None:
     from nnunet_transfer.planning.preview import preview
-    report = preview(args.checkpoint, args.dataset, args.plans, args.configuration, _rules(args))
+    rules = _rules(args)  # a bad option is reported before anything is fetched
+    checkpoint = _resolved(args.checkpoint)
+    report = preview(checkpoint.path, args.dataset, args.plans, args.configuration, rules)
+    report.checkpoint_sha256, report.checkpoint_origin = checkpoint.sha256, checkpoint.pinned
     print(report.summary(max_lines=40))
     if args.json:
         from nnunet_transfer.io import write_json_atomic
@@ -230,19 +247,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("plan-like-checkpoint", help="plan and preprocess targets with a checkpoint's architecture")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="checkpoint file, or hub id hf://OWNER/REPO[@REVISION][:FILE] / huggingface.co "
+                                      "URL (fetched once into the cache)")
     p.add_argument("-d", "--datasets", nargs="+", required=True, metavar="DATASET", help="target dataset ids or names")
     p.add_argument("-c", "--configuration", help="defaults to the checkpoint's configuration")
     p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help=f"plans name to write (default {DEFAULT_PLANS})")
     p.add_argument("-np", type=int, default=_default_processes(), help="processes for fingerprint/preprocessing")
     p.add_argument("--no-preprocess", action="store_true", help="write the plans only")
     p.add_argument("--clean", action="store_true", help="re-extract fingerprints that already exist")
+    p.add_argument("--spacing", nargs="+", metavar="RULE",
+                   help="spacing the targets are preprocessed at: 'checkpoint' (the pretraining's; a checkpoint "
+                        "pretrained without resampling: 'none'), 'nnunet' (nnU-Net's own per target), 'none' (no "
+                        "training case resampled; refused when their spacings differ) or X Y Z: a fixed spacing in "
+                        "mm in nnU-Net's image axis order (as 'spacings' in dataset_fingerprint.json; for NIfTI the "
+                        "reverse of the header's x y z), transposed here like the data. Default: 'checkpoint' for "
+                        "nnssl checkpoints, 'nnunet' for ours and nnU-Net's")
     _add_channel_rules(p.add_argument_group("input channels the checkpoint must feed (as attach will map them)"))
     _add_schedule(p)
     p.set_defaults(func=cmd_plan_like_checkpoint)
 
     p = sub.add_parser("attach", help="write a plans copy whose 'transfer' block names a checkpoint")
-    p.add_argument("checkpoint", help="pretraining checkpoint (ours or any nnU-Net checkpoint)")
+    p.add_argument("checkpoint", help="pretraining checkpoint (ours or any nnU-Net checkpoint): a file, or hub id "
+                                      "hf://OWNER/REPO[@REVISION][:FILE] / huggingface.co URL")
     p.add_argument("-d", "--datasets", nargs="+", required=True, metavar="DATASET", help="target dataset ids or names")
     p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help="the target's existing plans")
     p.add_argument("-o", "--output-plans", help="name of the plans copy (default <plans>_from_<source>)")
@@ -254,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_attach)
 
     p = sub.add_parser("preview", help="print the TransferReport of a checkpoint into a target, without training")
-    p.add_argument("checkpoint", help="checkpoint file")
+    p.add_argument("checkpoint", help="checkpoint file, or hub id hf://OWNER/REPO[@REVISION][:FILE] / huggingface.co "
+                                      "URL")
     p.add_argument("-d", "--dataset", required=True, help="target dataset id or name")
     p.add_argument("-p", "--plans", default=DEFAULT_PLANS, help=f"the target's plans (default {DEFAULT_PLANS})")
     p.add_argument("-c", "--configuration", required=True, help="the target configuration")

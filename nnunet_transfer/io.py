@@ -3,6 +3,7 @@ JSON / ``weights_only`` checkpoints, and the check that an output folder can be 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import math
 import os
@@ -95,6 +96,15 @@ def read_json(path: str | os.PathLike) -> Any:
             return json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise NnunetTransferError(f"{path} is not valid JSON ({e}); restore or delete it.") from None
+
+
+def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The SHA-256 hex digest of a file's content, read in chunks (checkpoints are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def require_writable_folder(folder: str | os.PathLike, what: str) -> Path:

@@ -6,12 +6,13 @@ data of the original plans is reused.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.hub import ResolvedCheckpoint, resolve_checkpoint
+from nnunet_transfer.io import sha256  # noqa: F401 - its home was here: importers of attach.sha256 keep working
 from nnunet_transfer.layout import plans_path, resolve_dataset
 from nnunet_transfer.planning.like_checkpoint import check_channels, describe_checkpoint
 from nnunet_transfer.planning.plans_file import load_plans, write_plans
@@ -24,25 +25,22 @@ from nnunet_transfer.transfer.rules import TransferRules
 PLANS_NAME = re.compile(r"[A-Za-z0-9_\-.]+")
 
 
-def sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def default_output_plans(plans_name: str, source_dataset: str | None) -> str:
     """``<plans>_from_<source dataset without its DatasetXXX_ prefix>``."""
     tag = re.sub(r"^Dataset\d+_", "", source_dataset or "checkpoint")
     return f"{plans_name}_from_{re.sub(r'[^A-Za-z0-9]+', '', tag)}"
 
 
-def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_plans_name: str | None = None,
+def attach(checkpoint: str | Path | ResolvedCheckpoint, target: int | str, plans_name: str,
+           output_plans_name: str | None = None,
            rules: TransferRules | None = None, strategy: Mapping | None = None, overwrite: bool = True,
            schedule: Mapping | None = None) -> Path:
     """Write ``<output_plans_name>.json`` next to the target's plans with the transfer block.
 
+    ``checkpoint`` is a file, a hub reference (``hf://OWNER/REPO[@REVISION][:FILE]`` or a
+    huggingface.co URL, fetched into the cache by :func:`nnunet_transfer.hub.resolve_checkpoint`) or
+    an already resolved one. The block names the local file (trainings need no network), its
+    ``checkpoint_sha256`` and, for the hub, ``checkpoint_origin`` (``hf://OWNER/REPO@COMMIT:FILE``).
     ``rules`` (load, input channels, inflation, kernel, strict; ``load=None`` is decided by the
     checkpoint: ``encoder`` when its decoder never trained, else ``encoder+decoder``) and
     ``strategy`` (any of ``warmup_epochs``, ``frozen_encoder_epochs``, ``encoder_lr_factor``) go
@@ -58,7 +56,8 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
     rules = rules or TransferRules()
     Strategy().with_options(strategy or {}, num_epochs=10 ** 9)  # types and signs; epochs checked at training
     name = resolve_dataset(target)
-    ckpt = describe_checkpoint(checkpoint, allow_bare=True)  # a bare state dict of a compatible network works
+    resolved = checkpoint if isinstance(checkpoint, ResolvedCheckpoint) else resolve_checkpoint(checkpoint)
+    ckpt = describe_checkpoint(resolved.path, allow_bare=True)  # a bare state dict of a compatible network works
     check_channels(ckpt, name, rules)
     rules = rules.with_default_load(ckpt.metadata)
     plans = load_plans(name, plans_name)
@@ -86,7 +85,10 @@ def attach(checkpoint: str | Path, target: int | str, plans_name: str, output_pl
         raise NnunetTransferError("The plans copy needs a name of its own (-o); the original plans stay untouched.")
     if plans_path(name, out_name).exists() and not overwrite:
         raise NnunetTransferError(f"{plans_path(name, out_name)} exists; pass --overwrite to replace it.")
-    block = make_transfer_block(str(ckpt.path), rules, strategy, checkpoint_sha256=sha256(ckpt.path),
+    # a hub file keeps its cache name (snapshots/<commit>/<file>), not the blob its symlink points to
+    local = resolved.path.absolute() if resolved.is_hub else ckpt.path
+    block = make_transfer_block(str(local), rules, strategy, checkpoint_sha256=resolved.sha256,
+                                checkpoint_origin=resolved.pinned,
                                 source_dataset=ckpt.source_dataset, source_configuration=ckpt.configuration,
                                 configurations=usable, attached_to=plans_name)
     out = {**plans, "plans_name": out_name, TRANSFER_KEY: block.block()}
