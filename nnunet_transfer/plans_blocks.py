@@ -37,6 +37,16 @@ SHARED_KEYS = ("architecture", "patch_size", "batch_size")  # what shared plans 
 FINAL_VALIDATION = ("auto", "always", "never")
 DEFAULT_SEED = 0  # the training seed of plans without training_schedule.seed
 STRATEGY_KEYS = ("warmup_epochs", "frozen_encoder_epochs", "encoder_lr_factor")
+OPTIMIZERS = ("sgd", "adamw")
+NNUNET_GRAD_CLIP = 12.0  # nnUNetTrainer.train_step clips the gradient norm at 12
+# training_schedule keys that are nnU-Net trainer attributes of the same name
+NNUNET_ATTRIBUTES = ("num_epochs", "num_iterations_per_epoch", "num_val_iterations_per_epoch", "initial_lr",
+                     "save_every", "weight_decay")
+# Fine-tuning a transformer (Primus): nnU-Net's development-branch PretrainedTrainer_Primus (AdamW, lr 1e-4,
+# weight decay 5e-2, gradient norm clipped at 1, 50 epochs of linear warm-up), which nnU-Net's AbstractPrimus and
+# nnssl's BaseEvaMAETrainer share apart from lr 3e-4 (training from scratch / pretraining). One recipe for all arms.
+TRANSFORMER_RECIPE = {"optimizer": "adamw", "initial_lr": 1e-4, "weight_decay": 5e-2, "grad_clip": 1.0,
+                      "warmup_epochs": 50}
 RULE_KEYS = tuple(f.name for f in fields(TransferRules))
 
 
@@ -66,6 +76,14 @@ class TrainingSchedule(StrictModel):
     Python's, numpy's and torch's generators from it before the network is built and at the start
     of every epoch (from seed and epoch), and gives each of nnU-Net's augmentation workers its own
     seed derived from it, so the same seed repeats a run on the CPU with ``nnUNet_n_proc_DA=0``.
+
+    The optimizer recipe, the same for every arm of a comparison (the scratch baseline included):
+    ``optimizer`` ``sgd`` (nnU-Net's: momentum 0.99, Nesterov) or ``adamw`` (betas 0.9 / 0.98, as
+    nnU-Net's and nnssl's Primus trainers), ``weight_decay`` (nnU-Net's 3e-5 when unset),
+    ``grad_clip`` (gradient-norm clipping, at most nnU-Net's own 12, which always applies) and
+    ``warmup_epochs`` (a linear warm-up of the learning rate; the default of every strategy, which a
+    transfer block's ``warmup_epochs`` overrides). :data:`TRANSFORMER_RECIPE` is the one planning
+    writes for transformer checkpoints.
     """
 
     num_epochs: PositiveInt | None = None
@@ -76,6 +94,10 @@ class TrainingSchedule(StrictModel):
     final_validation: Literal[FINAL_VALIDATION] | None = None
     train_subset: dict[str, Annotated[list[str], Field(min_length=1)]] | None = None
     seed: NonNegativeInt | None = None
+    optimizer: Literal[OPTIMIZERS] | None = None
+    weight_decay: NonNegativeFloat | None = None
+    grad_clip: Annotated[float, Field(gt=0, le=NNUNET_GRAD_CLIP)] | None = None
+    warmup_epochs: NonNegativeInt | None = None
 
     def block(self) -> dict[str, Any]:
         """The block as written into plans: the keys that are set."""
@@ -83,7 +105,7 @@ class TrainingSchedule(StrictModel):
 
     def trainer_settings(self) -> dict[str, int | float]:
         """The keys that are nnU-Net trainer attributes of the same name (the numbers)."""
-        return {k: v for k, v in self.block().items() if k not in ("final_validation", "train_subset", "seed")}
+        return {k: v for k, v in self.block().items() if k in NNUNET_ATTRIBUTES}
 
     @property
     def training_seed(self) -> int:
@@ -175,6 +197,7 @@ class TransferBlock(StrategyOptions):
 
     checkpoint: str
     checkpoint_sha256: str | None = None
+    checkpoint_origin: str | None = None  # a hub checkpoint's pinned reference, hf://OWNER/REPO@COMMIT:FILE
     source_dataset: str | None = None
     source_configuration: str | None = None
     configurations: list[str] | None = None

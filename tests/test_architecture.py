@@ -15,17 +15,19 @@ ALLOWED = {
     "io": {"errors"},
     "layout": {"errors", "io"},
     "environment": {"layout"},
+    "hub": {"errors", "io"},
     "nifti": {"names"},
     "transfer": {"errors", "names"},
     "pretext": {"errors"},
+    "networks": {"errors"},
     "plans_blocks": {"errors", "names", "transfer", "validation"},
-    "trainers": {"errors", "io", "layout", "names", "plans_blocks", "pretext", "transfer"},
-    "planning": {"errors", "io", "layout", "names", "plans_blocks", "transfer"},
+    "trainers": {"errors", "io", "layout", "names", "networks", "plans_blocks", "pretext", "transfer"},
+    "planning": {"errors", "hub", "io", "layout", "names", "networks", "plans_blocks", "transfer"},
     "conversion": {"errors", "io", "layout", "names", "nifti", "processes"},
     "evaluation": {"errors", "io", "names", "nifti", "processes"},
     "nnunet_commands": {"environment", "errors", "processes"},
     "pipeline": {"errors", "layout", "names", "nnunet_commands", "planning", "plans_blocks"},
-    "study": {"errors", "evaluation", "io", "layout", "names", "nnunet_commands", "planning", "plans_blocks",
+    "study": {"errors", "evaluation", "hub", "io", "layout", "names", "nnunet_commands", "planning", "plans_blocks",
               "processes", "transfer", "validation"},
     "demo": {"errors", "io", "layout", "names", "nnunet_commands", "study"},
     "diagnostics": {"environment", "errors", "io", "layout", "names", "plans_blocks", "trainers", "transfer"},
@@ -34,7 +36,8 @@ ALLOWED = {
 }
 # third-party packages a part must not import (transfer / pretext stay pure torch; planning is not a trainer)
 FORBIDDEN_LIBRARIES = {"transfer": {"nnunetv2", "SimpleITK", "nibabel"}, "pretext": {"nnunetv2", "SimpleITK"},
-                       "names": {"torch", "nnunetv2"}, "plans_blocks": {"torch", "nnunetv2"}}
+                       "names": {"torch", "nnunetv2"}, "plans_blocks": {"torch", "nnunetv2"},
+                       "hub": {"torch", "nnunetv2"}}
 
 
 def _part(path: Path) -> str:

@@ -41,9 +41,14 @@ class StageStats:
 
 def stage_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The stages of a dynamic_network_architectures U-Net, input to output: ``encoder stem``,
-    ``encoder stage i``, ``decoder stage j``. Empty when the network has none of them (another
-    architecture)."""
+    ``encoder stage i``, ``decoder stage j``; of a Primus: ``encoder stem`` (the patch embedding),
+    ``encoder block i`` (the transformer's), ``decoder`` (the patch decoder). Empty when the network
+    has none of them (another architecture)."""
     model = unwrap_model(model)
+    blocks = getattr(getattr(model, "eva", None), "blocks", None)
+    if isinstance(blocks, nn.Module) and isinstance(getattr(model, "down_projection", None), nn.Module):
+        return ([("encoder stem", model.down_projection)] + [(f"encoder block {i}", b) for i, b in enumerate(blocks)]
+                + [("decoder", model.up_projection)])
     encoder, decoder = getattr(model, "encoder", None), getattr(model, "decoder", None)
     found: list[tuple[str, nn.Module]] = []
     if isinstance(getattr(encoder, "stem", None), nn.Module):

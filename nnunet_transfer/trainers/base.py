@@ -9,9 +9,12 @@ from __future__ import annotations
 import torch
 from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from torch import nn
 
 from nnunet_transfer.names import MODE_SEGMENTATION
-from nnunet_transfer.plans_blocks import SCHEDULE_KEY, parse_pretraining, parse_schedule
+from nnunet_transfer.networks.build import build_network, has_deep_supervision
+from nnunet_transfer.plans_blocks import SCHEDULE_KEY, Strategy, parse_pretraining, parse_schedule
+from nnunet_transfer.trainers.schedule import TransferLRScheduler
 from nnunet_transfer.trainers.metadata import add_metadata_to_checkpoint, build_metadata
 from nnunet_transfer.trainers.seeding import (TRAIN_LOADER, VALIDATION_LOADER, epoch_entropy, seed_everything,
                                               worker_seeds)
@@ -24,7 +27,13 @@ class TransferTrainerBase(nnUNetTrainer):
     ``final_validation``: ``auto`` skips nnU-Net's final validation for fold ``all`` (its
     "validation" cases are its training cases, so the pass costs time and measures nothing),
     ``always`` keeps it, ``never`` skips it for every fold.
+
+    The optimizer recipe (``optimizer``, ``weight_decay``, ``grad_clip``, ``warmup_epochs``) comes from
+    the same block. Networks without deep supervision (a Primus) are built from the plans'
+    architecture block at the patch size and trained without it.
     """
+
+    ADAMW_BETAS = (0.9, 0.98)  # nnU-Net's and nnssl's Primus trainers
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -36,6 +45,46 @@ class TransferTrainerBase(nnUNetTrainer):
         self.final_validation = schedule.final_validation or "auto"
         self.train_subset = schedule.train_subset
         self.seed = schedule.training_seed
+        self.schedule = schedule
+        if not has_deep_supervision(self.configuration_manager.configuration["architecture"]):
+            self.enable_deep_supervision = False
+
+    @staticmethod
+    def build_network_architecture(plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+        return build_network(configuration_manager.configuration["architecture"], configuration_manager.patch_size,
+                             num_input_channels, num_output_channels, enable_deep_supervision)
+
+    def set_deep_supervision_enabled(self, enabled: bool):
+        if has_deep_supervision(self.configuration_manager.configuration["architecture"]):
+            super().set_deep_supervision_enabled(enabled)
+
+    def make_optimizer(self, param_groups: list[dict]) -> torch.optim.Optimizer:
+        """The schedule's optimizer over ``param_groups``, gradient-norm clipping at ``grad_clip``
+        before every step (after nnU-Net's own at 12: clipping to the smaller norm is what remains)."""
+        if self.schedule.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(param_groups, self.initial_lr, weight_decay=self.weight_decay,
+                                          betas=self.ADAMW_BETAS)
+        else:
+            optimizer = torch.optim.SGD(param_groups, self.initial_lr, weight_decay=self.weight_decay, momentum=0.99,
+                                        nesterov=True)
+        if self.schedule.grad_clip is not None:
+            limit = self.schedule.grad_clip
+
+            def clip(opt, args, kwargs):
+                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], limit)
+            optimizer.register_step_pre_hook(clip)
+        return optimizer
+
+    @property
+    def warmup_epochs(self) -> int:
+        """The schedule's warm-up (0 when unset): every strategy's default."""
+        return self.schedule.warmup_epochs or 0
+
+    def configure_optimizers(self):
+        optimizer = self.make_optimizer([{"params": list(self.network.parameters())}])
+        return optimizer, TransferLRScheduler(optimizer, self.initial_lr, self.num_epochs,
+                                              Strategy(warmup_epochs=self.warmup_epochs))
 
     def initialize(self):
         if not self.was_initialized:  # the network's initial weights: the same on every DDP rank
@@ -107,6 +156,12 @@ class PretrainingTrainerBase(TransferTrainerBase):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
+        if not self.enable_deep_supervision and not has_deep_supervision(
+                self.configuration_manager.configuration["architecture"]):
+            raise RuntimeError(f"{type(self).__name__} pretrains nnU-Net's U-Nets; plans "
+                               f"'{self.plans_manager.plans_name}' configure a "
+                               f"{self.configuration_manager.network_arch_class_name}. Pretrain transformers with "
+                               f"nnssl and fine-tune their checkpoints here.")
         self.pretraining_settings = parse_pretraining(self.plans_manager.plans,
                                                       f"plans '{self.plans_manager.plans_name}'")
 

@@ -2,9 +2,8 @@
 strategy, and the from-scratch baseline."""
 from __future__ import annotations
 
+from dataclasses import replace
 from os.path import join
-
-import torch
 
 from nnunet_transfer.io import write_json_atomic
 from nnunet_transfer.plans_blocks import TRANSFER_KEY, Strategy, TransferBlock, parse_transfer
@@ -42,7 +41,10 @@ class nnUNetTrainerFinetune(TransferTrainerBase):
     @property
     def strategy(self) -> Strategy:
         if not hasattr(self, "_strategy"):
-            self._strategy = self.transfer_block().strategy(self.strategy_defaults, self.num_epochs)
+            defaults = self.strategy_defaults
+            if self.schedule.warmup_epochs is not None:  # the schedule's warm-up replaces the trainer's default
+                defaults = replace(defaults, warmup_epochs=self.schedule.warmup_epochs)
+            self._strategy = self.transfer_block().strategy(defaults, self.num_epochs)
         return self._strategy
 
     def configure_optimizers(self):
@@ -51,8 +53,7 @@ class nnUNetTrainerFinetune(TransferTrainerBase):
         params = {id(p) for p in model.parameters()}
         encoder = [t for n, t in entries.items() if id(t) in params and model_part(model, n) == "encoder"]
         rest = [t for n, t in entries.items() if id(t) in params and model_part(model, n) != "encoder"]
-        optimizer = torch.optim.SGD([{"params": rest}, {"params": encoder}], self.initial_lr,
-                                    weight_decay=self.weight_decay, momentum=0.99, nesterov=True)
+        optimizer = self.make_optimizer([{"params": rest}, {"params": encoder}])
         return optimizer, TransferLRScheduler(optimizer, self.initial_lr, self.num_epochs, self.strategy)
 
     def on_train_start(self):
@@ -78,6 +79,8 @@ class nnUNetTrainerFinetune(TransferTrainerBase):
         report = transfer_from_checkpoint(block.checkpoint, self.network, block.rules,
                                           f"the {self.configuration_name} network of {self.plans_manager.dataset_name}",
                                           target_json=self.dataset_json)
+        report.checkpoint_sha256, report.checkpoint_origin = block.checkpoint_sha256, block.checkpoint_origin
+        report.target_spacing = [float(x) for x in self.configuration_manager.spacing]
         if self.local_rank == 0:
             write_json_atomic(report.to_dict(), join(self.output_folder, REPORT_FILE))
         self.print_to_log_file(report.summary())

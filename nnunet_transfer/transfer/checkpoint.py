@@ -35,11 +35,27 @@ def _numpy_safe_globals() -> list[Any]:
     return found
 
 
+def _load(path: Path, mmap: bool) -> Any:
+    """torch.load, safe and on the CPU; with ``mmap`` memory-mapped where the file allows it (torch's
+    zip format), so that only the tensors used are read from disk."""
+    if mmap:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "mmap" not in str(e):
+                raise
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 FORBIDDEN_GLOBAL = re.compile(r"GLOBAL ([\w.]+)", re.IGNORECASE)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict[str, Any]:
     """Load a checkpoint file safely on the CPU.
+
+    ``mmap``: map the file instead of reading it (only the tensors used are read: a transfer of a
+    large network's encoder skips the rest). The tensors then read the file: never write the same
+    path while they are in use (torch.save over it ends the process with a bus error).
 
     Returns the unpickled object as a dict (a bare state dict is returned as is). Raises
     NnunetTransferError if the file is missing or is not a torch checkpoint (any file torch cannot
@@ -54,7 +70,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise NnunetTransferError(f"Checkpoint {path} is an empty file (0 bytes), not a torch checkpoint.")
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = _load(path, mmap)
     except Exception as e:  # noqa: BLE001 - torch raises anything from KeyError to EOFError for a non-checkpoint
         found = FORBIDDEN_GLOBAL.search(str(e)) if isinstance(e, pickle.UnpicklingError) else None
         if found:

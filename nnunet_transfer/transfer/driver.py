@@ -36,7 +36,7 @@ def transfer_from_checkpoint(checkpoint: str | os.PathLike, model: nn.Module, ru
     encoder weight that loads or adapts (unless the rules allow it), or (strict rules) any encoder
     weight that does not; the model is unchanged when it raises.
     """
-    loaded = load_checkpoint(checkpoint) if loaded is None else loaded
+    loaded = load_checkpoint(checkpoint, mmap=True) if loaded is None else loaded  # read-only here
     source = extract_state_dict(loaded)
     metadata = checkpoint_metadata(loaded)
     rules = rules.with_default_load(metadata)

@@ -137,3 +137,12 @@ def test_a_frozen_part_has_norm_zero_and_an_overflow_none():
 def test_part_norms_combine_groups():
     parts = part_norms({"encoder stage 0": 3.0, "encoder stage 1": 4.0, "decoder stage 0": 1.0, "head": None})
     assert parts == {"encoder": 5.0, "decoder": 1.0, "head": None}
+
+
+def test_stage_modules_of_a_primus_are_its_patch_embedding_blocks_and_decoder():
+    from nnunet_transfer.networks.primus import TransferPrimus
+    net = TransferPrimus(1, 48, (8, 8, 8), 2, (16, 16, 16), token_order="yxz", eva_depth=2, eva_numheads=2)
+    assert [n for n, _ in stage_modules(net)] == ["encoder stem", "encoder block 0", "encoder block 1", "decoder"]
+    with recording_stages(net) as stats:
+        net(torch.zeros(1, 1, 16, 16, 16))
+    assert list(stats) == ["encoder stem", "encoder block 0", "encoder block 1", "decoder"]

@@ -150,3 +150,28 @@ def test_train_subset_restricts_the_training_cases_only(folders):
     other_fold = _plans_with(TARGET, "OtherFold", training_schedule={"train_subset": {"0": cases[:1]}})
     with pytest.raises(RuntimeError, match="no subset for fold all"):
         _trainer(nnUNetTrainerFromScratch, TARGET, other_fold, fold="all").do_split()
+
+
+def test_the_schedule_s_optimizer_recipe_is_every_arm_s(folders):
+    """AdamW, weight decay, gradient clipping and warm-up from training_schedule, identical for the
+    fine-tuning trainers and the scratch baseline; a transfer block's warm-up still overrides."""
+    recipe = {"num_epochs": 4, "optimizer": "adamw", "initial_lr": 1e-3, "weight_decay": 0.05, "grad_clip": 0.5,
+              "warmup_epochs": 3}
+    plans = _plans_with(TARGET, "Recipe", transfer={"checkpoint": "x"}, training_schedule=recipe)
+    for cls in (nnUNetTrainerFinetune, nnUNetTrainerFromScratch):
+        trainer = _trainer(cls, TARGET, plans)
+        assert isinstance(trainer.optimizer, torch.optim.AdamW) and trainer.weight_decay == 0.05
+        assert all(g["betas"] == (0.9, 0.98) for g in trainer.optimizer.param_groups)
+        trainer.lr_scheduler.step(0)
+        assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 0 / 4) ** 0.9 / 4)
+        for p in trainer.network.parameters():
+            p.grad = torch.full_like(p, 10.0)
+        trainer.optimizer.step()
+        norm = torch.sqrt(sum((p.grad ** 2).sum() for p in trainer.network.parameters()))
+        assert norm == pytest.approx(0.5, rel=1e-4)  # clipped before the step
+    own = _plans_with(TARGET, "RecipeOwnWarmup", transfer={"checkpoint": "x", "warmup_epochs": 1},
+                      training_schedule=recipe)
+    assert _trainer(nnUNetTrainerFinetune, TARGET, own).strategy.warmup_epochs == 1
+    assert _trainer(nnUNetTrainerFinetune, TARGET, plans).strategy.warmup_epochs == 3
+    with pytest.raises(NnunetTransferError, match="grad_clip"):
+        _trainer(nnUNetTrainerFinetune, TARGET, _plans_with(TARGET, "Clip13", training_schedule={"grad_clip": 13}))

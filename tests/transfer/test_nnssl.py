@@ -234,3 +234,15 @@ def test_the_resenc_l_preset_is_nnssl_s_network():
     kwargs = dict(RESENC_L_KWARGS, conv_op=torch.nn.Conv3d, norm_op=torch.nn.InstanceNorm3d, nonlin=torch.nn.LeakyReLU)
     network = ResidualEncoderUNet(input_channels=1, num_classes=1, **kwargs)
     assert sum(p.numel() for p in network.parameters()) == 102_348_965
+
+
+def test_a_channel_map_puts_the_pretrained_patch_embedding_where_it_belongs(tmp_path):
+    path = tmp_path / "primus.pth"
+    module = nnssl_primus_checkpoint(path, downstream_patch=(32, 32, 32))
+    target = _primus_target(path, (32, 32, 32), channels=2)
+    target_json = {"channel_names": {"0": "FLAIR", "1": "T1"}, "labels": {"background": 0, "lesion": 1}}
+    report = transfer_from_checkpoint(path, target, TransferRules(channel_map={"T1": "0"}), target_json=target_json)
+    record = next(r for r in report.records if r.name == "down_projection.proj.weight")
+    assert record.status == ADAPTED and "FLAIR<-zero, T1<-0" in record.how
+    weight = target.down_projection.proj.weight
+    assert torch.equal(weight[:, 1], module.down_projection.proj.weight[:, 0]) and not weight[:, 0].any()
