@@ -1,7 +1,8 @@
 """The arms of a comparison differ only in their initialisation: checked before a table is made.
 
 An arm is one row of the table (a source with its transfer rule and strategy, or scratch); a
-comparison is one target, training size, seed and fold. For every trained arm, the plans nnU-Net
+comparison is one target, training size, seed, fold and architecture (an arm planned like its
+checkpoint is compared with scratch planned like the same checkpoint). For every trained arm, the plans nnU-Net
 trained it with (``plans.json`` in its model folder, copied by nnU-Net when the training started)
 must equal scratch's apart from the ``transfer`` block and the plans name: the same architecture,
 patch and batch size, spacing, normalisation, training schedule, training subset and seed. Each
@@ -24,6 +25,7 @@ from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.io import read_json
 from nnunet_transfer.names import SCRATCH
 from nnunet_transfer.plans_blocks import STRATEGY_KEYS, TRANSFER_KEY
+from nnunet_transfer.study.architectures import architecture_label
 from nnunet_transfer.study.spec import Study
 from nnunet_transfer.study.steps import Run, row_label, run_folder, runs
 
@@ -34,6 +36,8 @@ STATEMENT = ("Fairness (checked by `study report`): in each comparison (target, 
              "every arm was trained with the same plans as scratch apart from the transfer block (architecture, "
              "patch and batch size, spacing, normalisation), the same training schedule, training subset and seed, "
              "and evaluated on the same test cases.")
+SEVERAL_ARCHITECTURES = (" Arms planned like a checkpoint were compared with scratch planned like the same checkpoint "
+                         "(its architecture).")
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | None:
@@ -60,13 +64,16 @@ def _compared_plans(plans: dict) -> dict:
 
 
 def _comparison(run: Run) -> tuple:
-    return run.target.label, run.size, run.seed, str(run.fold)
+    """What an arm is compared in: its target, size, seed and fold, and its architecture (an arm
+    planned like its checkpoint is compared with scratch planned like it)."""
+    return run.target.label, run.size, run.seed, str(run.fold), run.arch
 
 
 def _describe(study: Study, run: Run) -> str:
     size = "" if run.size is None else f", {run.size} training patients"
     seed = "" if len(study.seeds) == 1 else f", seed {run.seed}"
-    return f"target {run.target.label}{size}{seed}, fold {run.fold}"
+    arch = "" if run.arch is None else f", architecture {architecture_label(study, run.arch)}"
+    return f"target {run.target.label}{size}{seed}, fold {run.fold}{arch}"
 
 
 def check_fairness(study: Study, per_case: pd.DataFrame | None = None) -> str:
@@ -100,11 +107,11 @@ def check_fairness(study: Study, per_case: pd.DataFrame | None = None) -> str:
                 f"(delete {run_folder(study, run)} and its step state) or leave it out.")
     if per_case is not None and len(per_case):
         _check_cases(study, per_case)
-    return STATEMENT
+    return STATEMENT + (SEVERAL_ARCHITECTURES if len({run.arch for run in runs(study)}) > 1 else "")
 
 
 def _check_cases(study: Study, per_case: pd.DataFrame) -> None:
-    keys = ["target", "train_size", "seed", "fold"]
+    keys = ["target", "train_size", "seed", "fold"] + (["architecture"] if "architecture" in per_case else [])
     for comparison, block in per_case.groupby(keys, sort=False):
         cases = block.groupby("initialisation")["case"].agg(lambda c: frozenset(c.astype(str)))
         if SCRATCH not in cases:

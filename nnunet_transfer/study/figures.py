@@ -9,11 +9,12 @@ import pandas as pd
 
 from nnunet_transfer.io import atomic_path
 from nnunet_transfer.names import SCRATCH
+from nnunet_transfer.study.architectures import architecture_label
 from nnunet_transfer.study.spec import Study
 from nnunet_transfer.study.statistics import CONFIDENCE, bootstrap_interval, two_level_interval
 from nnunet_transfer.study.steps import Run, row_label, run_folder, runs
-from nnunet_transfer.study.table import (ALL, SIZE_COLUMN, by_seed_and_case, initialisations, metric_of_key, sizes_of,
-                                         table_keys)
+from nnunet_transfer.study.table import (ALL, ARCHITECTURE_COLUMN, SIZE_COLUMN, arm_label, arm_rows, arms,
+                                         by_seed_and_case, metric_of_key, sizes_of, table_keys)
 from nnunet_transfer.transfer.checkpoint import load_checkpoint
 
 matplotlib.use("Agg")  # figures are files; no display is needed or wanted
@@ -37,8 +38,10 @@ def _spread(row: pd.Series, key: str) -> float:
 
 def bar_figure(study: Study, table: pd.DataFrame, path: Path) -> None:
     """Grouped bars per training size (one group per target and metric, one bar per initialisation),
-    error bars = the between-seed SD (several seeds) or the SD over folds; metrics in [0, 1] share a panel, others get one each."""
+    error bars = the between-seed SD (several seeds) or the SD over folds; metrics in [0, 1] share a panel, others get one each.
+    With several architectures each scratch bar names its architecture and the groups are hatched apart."""
     sizes = list(dict.fromkeys(table[SIZE_COLUMN]))
+    archs = list(dict.fromkeys(table[ARCHITECTURE_COLUMN]))
     panels = _panels(table_keys(table))
     n_rows = max(len(table[table[SIZE_COLUMN] == size]) for size in sizes)
     width = 0.8 / n_rows
@@ -51,7 +54,9 @@ def bar_figure(study: Study, table: pd.DataFrame, path: Path) -> None:
                 xs = [i - 0.4 + width * (j + 0.5) for i in range(len(keys))]
                 means = [row[f"{k} mean"] for k in keys]
                 sds = [_spread(row, k) for k in keys]
-                ax.bar(xs, means, width, yerr=sds, capsize=2, label=row["initialisation"])
+                arm = (row[ARCHITECTURE_COLUMN], row["initialisation"])
+                ax.bar(xs, means, width, yerr=sds, capsize=2, label=arm_label(arm, len(archs) > 1),
+                       hatch=("", "//", "..", "xx")[archs.index(arm[0]) % 4])
             ax.set_xticks(range(len(keys)), keys, fontsize=8)
             metric = metric_of_key(keys[0])
             if metric.fraction:
@@ -77,11 +82,11 @@ def data_efficiency_figure(study: Study, per_case: pd.DataFrame, path: Path) -> 
         primary = target.table_metrics[0]
         name, column = primary.name, primary.column
         part = per_case[(per_case["target"] == target.label) & (per_case[SIZE_COLUMN] != ALL)]
-        for init in initialisations(part) if len(part) else []:
+        several = len(set(part[ARCHITECTURE_COLUMN])) > 1
+        for arm in arms(part) if len(part) else []:
             xs, means, lows, highs = [], [], [], []
             for size in sizes_of(part):
-                values = by_seed_and_case(part[(part["initialisation"] == init) & (part[SIZE_COLUMN] == size)],
-                                          column).dropna(axis=1)
+                values = by_seed_and_case(arm_rows(part[part[SIZE_COLUMN] == size], arm), column).dropna(axis=1)
                 if not values.size:
                     continue
                 mean = float(values.to_numpy().mean())
@@ -92,7 +97,8 @@ def data_efficiency_figure(study: Study, per_case: pd.DataFrame, path: Path) -> 
                 means.append(mean)
                 lows.append(mean if math.isnan(low) else low)
                 highs.append(mean if math.isnan(high) else high)
-            line, = ax.plot(xs, means, marker="o", lw=1.2, label=init, ls="--" if init == SCRATCH else "-")
+            line, = ax.plot(xs, means, marker="o", lw=1.2, label=arm_label(arm, several),
+                            ls="--" if arm[1] == SCRATCH else "-")
             ax.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.15, lw=0)
         ax.set_xscale("log", base=2)
         ax.set_xticks(list(target.train_sizes), [str(n) for n in target.train_sizes])
@@ -110,6 +116,8 @@ def data_efficiency_figure(study: Study, per_case: pd.DataFrame, path: Path) -> 
 
 def _curve_label(study: Study, run: Run) -> str:
     label = row_label(study, run)
+    if run.source is None and len({r.arch for r in runs(study)}) > 1:
+        label += f" ({architecture_label(study, run.arch)})"
     if run.size is not None:
         label += f", n={run.size}"
     if len(study.seeds) > 1:

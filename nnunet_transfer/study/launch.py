@@ -31,10 +31,10 @@ class Job:
 
 
 def jobs(study: Study) -> list[Job]:
-    """The study's jobs in dependency order (the plan, pretrainings, then one job per trained model)."""
-    out = [Job("plan", ("plan",), ())]
-    out += [Job(s.id, (s.id,), ("plan",)) for s in expand(study) if s.kind == "pretrain"]
-    for step in expand(study):
+    """The study's jobs in dependency order (the plans, pretrainings, then one job per trained model)."""
+    steps = expand(study)
+    out = [Job(s.id, (s.id,), s.deps) for s in steps if s.kind in ("plan", "pretrain")]
+    for step in steps:
         if step.kind == "train":
             out.append(Job(step.id.replace("train/", "run/", 1), (step.id, step.id.replace("train/", "test/", 1)),
                            step.deps))
@@ -72,7 +72,7 @@ def _parameters(study: Study, job: Job, slurm: bool) -> dict:
 
 def _gpus(study: Study, job: Job) -> int:
     launcher = study.launcher
-    return 0 if job.name == "plan" else (launcher.gpus_per_node if launcher.gpus_per_node is not None
+    return 0 if job.name.split("/")[0] == "plan" else (launcher.gpus_per_node if launcher.gpus_per_node is not None
                                          else launcher.num_gpus)
 
 
@@ -128,10 +128,11 @@ def submit(study: Study, kind: str, dry_run: bool = False) -> pd.DataFrame:
     running are not submitted again. Returns the job table with the job ids."""
     activate(study)  # fail here, not on the cluster, when the nnU-Net folders are missing
     live, stuck = slurm.live_jobs(study) if kind == "slurm" else ({}, {})
+    if not dry_run:  # checkpoints given as sources: recorded before any job (and the jobs made), checked by each
+        record_external_sources(study)
     table = plan_jobs(study, live, stuck)
     if dry_run:
         return table
-    record_external_sources(study)  # checkpoints given as sources: recorded before any job, checked by each
     if kind == "slurm":
         slurm.cancel(list(stuck.values()))
         live = {name: i for name, i in live.items() if name not in stuck}

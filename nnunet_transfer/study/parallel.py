@@ -50,9 +50,9 @@ def run_parallel(study: Study, devices: Sequence[str], progress: bool = True,
     """
     activate(study)
     devices = [str(d) for d in devices]
-    all_jobs = jobs(study)
     with state.runner_lock(study.folder):
         record_external_sources(study)
+        all_jobs = jobs(study)  # after the record: a hub checkpoint planned like is read from its recorded file
         done = {j.name for j in all_jobs if not job_pending(study, j)}
         pending = [j for j in all_jobs if j.name not in done]
         failed: set[str] = set()

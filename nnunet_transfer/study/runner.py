@@ -48,10 +48,10 @@ def run_local(study: Study, progress: bool = True) -> list[str]:
     checkpoints are recorded (first run) or checked against the record before any step.
     """
     activate(study)
-    steps = expand(study)
     failed: list[str] = []
     with state.runner_lock(study.folder):
         record_external_sources(study)
+        steps = expand(study)  # after the record: a hub checkpoint planned like is read from its recorded file
         done = {s.id for s in steps if state.read_state(study.folder, s.id)["status"] == state.DONE}
         bar = tqdm(total=len(steps), initial=len(done), desc=f"study {study.name}", unit="step", disable=not progress)
         for step in steps:

@@ -31,6 +31,7 @@ Example::
     checkpoint = "openmind_mae.pth"       # an nnssl / nnU-Net / own checkpoint (relative to this file)
     task = "MAE"                          # free text for the table
     label = "openmind mae"
+    plan = "like_checkpoint"              # optional: targets planned like it, scratch in its architecture too
 
     [[targets]]
     dataset = 911
@@ -58,6 +59,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.hub import is_hub_reference, parse_hub_reference
 from nnunet_transfer.names import (DEFAULT_PLANNER, DEVICES, DOMAINS, EVALUATION_PROFILES, NSD_TOLERANCE_MM, PLANNERS,
                                    PRETRAINING_TASKS, SCRATCH, STRATEGIES)
 from nnunet_transfer.plans_blocks import DEFAULT_PLANS, StrategyOptions, TrainingSchedule, TransferRuleOptions
@@ -77,6 +79,7 @@ CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres")
 LAUNCHERS = ("local", "slurm", "submitit-local")
 PRETRAIN_SEEDS = ("one", "each")
 EVALUATE_ON = ("test", "validation")
+SOURCE_PLANS = ("shared", "like_checkpoint")  # [[sources]] plan: the plans its fine-tunings start from
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 DatasetRef = Annotated[int | str, Field(description="a dataset id (901) or name (Dataset901_X)")]
@@ -101,13 +104,24 @@ class SourceSpec(StrictModel):
     domain: Literal[DOMAINS] = "mri"
     label: Annotated[str, Field(min_length=1)] | None = None
     checkpoint: Annotated[str, Field(min_length=1, description=(
-        "a checkpoint file used instead of pretraining (relative to the study file); its SHA-256 is recorded "
-        "when the study starts and checked before each fine-tuning"))] | None = None
+        "a checkpoint file used instead of pretraining (relative to the study file), or a hub id "
+        "hf://OWNER/REPO[@REVISION][:FILE] / huggingface.co URL, fetched when the study starts; its SHA-256 (and "
+        "a hub file's commit) is recorded when the study starts and checked before each fine-tuning"))] | None = None
     transfer: TransferRuleOptions | None = Field(None, description=(
         "how this source is transferred: the rule keys of attach / the plans' transfer block (load, input_channels, "
         "channel_map, unmapped_channels, keep_classes, inflation, kernel, strict, allow_no_encoder_weights)"))
     strategies: Annotated[list[Literal[tuple(STRATEGIES)]], Field(min_length=1, description=(
         "this source's fine-tuning strategies (default: the study's strategies)"))] | None = None
+    plan: Literal[SOURCE_PLANS] = Field("shared", description=(
+        "with checkpoint: shared = fine-tuned into the study's shared plans; like_checkpoint = the targets are "
+        "planned like this checkpoint (its architecture, patch and batch size), and scratch is trained in that "
+        "architecture too"))
+    spacing: Literal["auto", "checkpoint", "nnunet", "none"] | Annotated[
+        list[PositiveFloat], Field(min_length=3, max_length=3)] | None = Field(None, description=(
+            "with plan = like_checkpoint: the spacing the targets are preprocessed at (plan-like-checkpoint --spacing): "
+            "checkpoint (the pretraining's), nnunet (nnU-Net's own), none (no case resampled) or three spacings in mm "
+            "in nnU-Net's image axis order (as dataset_fingerprint.json's spacings); default auto: checkpoint for "
+            "nnssl checkpoints, nnunet otherwise"))
 
 
 class TargetSpec(StrictModel):
@@ -212,10 +226,12 @@ class Source:
     task: str
     domain: str
     name: str  # the study file's label, or "<domain> <task>"
-    checkpoint: Path | None = None  # an external checkpoint, used instead of pretraining
+    checkpoint: Path | str | None = None  # an external checkpoint (str: a hub reference), used instead of pretraining
     rules: dict[str, Any] = field(default_factory=dict)  # [sources.transfer]: the rule keys that are set
     strategies: tuple[str, ...] | None = None  # this source's strategies (None: the study's)
     pretraining: str | None = None  # the id of its pretraining step, shared by sources of one pretraining
+    plan: str = "shared"  # shared: the study's shared plans; like_checkpoint: plans like its checkpoint
+    spacing: str | tuple[float, ...] | None = None  # plan like_checkpoint: plan-like-checkpoint's spacing rule
 
     @property
     def label(self) -> str:
@@ -334,7 +350,14 @@ def _source(path: Path, index: int, spec: SourceSpec) -> Source:
     """A ``[[sources]]`` table checked: a dataset with one of our pretraining tasks, or a checkpoint."""
     key = f"sources[{index}]"
     rules = spec.transfer.model_dump(exclude_none=True) if spec.transfer is not None else {}
-    options = {"rules": rules, "strategies": tuple(spec.strategies) if spec.strategies else None}
+    options = {"rules": rules, "strategies": tuple(spec.strategies) if spec.strategies else None,
+               "spacing": tuple(spec.spacing) if isinstance(spec.spacing, list) else spec.spacing}
+    if spec.spacing is not None and spec.plan != "like_checkpoint":
+        _fail(path, f"{key}.spacing", "sets the spacing of targets planned like this source's checkpoint; it needs "
+                                      "plan = \"like_checkpoint\" (the shared plans keep nnU-Net's spacing)")
+    if spec.plan != "shared" and spec.checkpoint is None:
+        _fail(path, f"{key}.plan", f"is {spec.plan!r}, which needs a checkpoint to plan like; a pretrained dataset "
+                                   f"uses the shared plans")
     if spec.strategies:
         _unique(path, f"{key}.strategies", list(spec.strategies), "strategy")
     if spec.checkpoint is None:
@@ -348,9 +371,17 @@ def _source(path: Path, index: int, spec: SourceSpec) -> Source:
     if spec.dataset is not None:
         _fail(path, key, "has both dataset and checkpoint; a checkpoint source is not pretrained here, so it takes "
                          "no dataset")
-    checkpoint = (path.parent / spec.checkpoint).resolve()
+    if is_hub_reference(spec.checkpoint):  # a reference, resolved (and pinned) when the study starts
+        try:
+            parse_hub_reference(spec.checkpoint)
+        except NnunetTransferError as e:
+            _fail(path, f"{key}.checkpoint", str(e))
+        checkpoint = spec.checkpoint.strip()
+    else:
+        checkpoint = (path.parent / spec.checkpoint).resolve()
     task = spec.task or "external"
-    return Source(None, task, spec.domain, spec.label or f"{spec.domain} {task}", checkpoint, **options)
+    return Source(None, task, spec.domain, spec.label or f"{spec.domain} {task}", checkpoint, plan=spec.plan,
+                  **options)
 
 
 def _share_pretrainings(sources: list[Source]) -> list[Source]:

@@ -12,8 +12,10 @@ size, ``train/<target>/n<size>/<init>/<strategy>/fold_<f>``, each training on th
 ``training_schedule.train_subset`` lists the cases: the preprocessed data are shared, nothing is
 copied. Each seed of the study's ``seeds`` other than 0 adds ``seed_<s>/`` before the fold (and
 ``_s<s>`` to the plans name, whose ``training_schedule.seed`` it sets); with ``pretrain_seeds =
-"each"`` the pretrainings too (``pretrain/<source>/seed_<s>``). Trainings run stock
-``nnUNetv2_train``; outputs are checked before a step is done.
+"each"`` the pretrainings too (``pretrain/<source>/seed_<s>``). Sources with ``plan =
+"like_checkpoint"`` add a plan per architecture (``plan/<arch>``, :mod:`.architectures`) and train,
+with a scratch baseline of their own, under ``train/<target>[/n<size>]/<arch>/<init>/...``.
+Trainings run stock ``nnUNetv2_train``; outputs are checked before a step is done.
 """
 from __future__ import annotations
 
@@ -28,14 +30,18 @@ from nnunet_transfer import nnunet_commands
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.layout import (CHECKPOINT_FINAL, CHECKPOINT_LATEST, NNUNET_FOLDERS, raw_dir,
                                     require_nnunet_folders, resolve_dataset, results_folder)
+from nnunet_transfer.hub import ResolvedCheckpoint
 from nnunet_transfer.io import read_json, write_json_atomic
 from nnunet_transfer.names import SCRATCH, SCRATCH_TRAINER, STRATEGIES
 from nnunet_transfer.planning.attach import attach
+from nnunet_transfer.planning.like_checkpoint import plan_like_checkpoint
 from nnunet_transfer.planning.plans_file import load_plans, write_plans
 from nnunet_transfer.planning.shared import plan_shared
 from nnunet_transfer.plans_blocks import DEFAULT_SEED, TransferRuleOptions, update_schedule
+from nnunet_transfer.study.architectures import (architecture, architecture_plans, architectures_used,
+                                                  plan_step_id, source_architecture)
 from nnunet_transfer.study.evaluation import evaluate_run, evaluation_is_stale
-from nnunet_transfer.study.sources import check_external_source
+from nnunet_transfer.study.sources import check_external_source, external_checkpoint
 from nnunet_transfer.study.spec import Source, Study, Target
 from nnunet_transfer.study.state import step_file_stem
 from nnunet_transfer.study.subsets import target_subsets
@@ -52,6 +58,7 @@ class Run:
     fold: int | str
     size: int | None = None  # training patients (a target's train_sizes); None: every training case
     seed: int = DEFAULT_SEED  # the training seed (training_schedule.seed)
+    arch: str | None = None  # the architecture key of a like-checkpoint plan; None: the shared plans
 
     @property
     def init(self) -> str:
@@ -63,11 +70,12 @@ class Run:
 
     @property
     def path(self) -> str:
-        """``<target>[/n<size>]/<init>/<strategy>[/seed_<s>]/fold_<f>``: step-id suffix and folder of
-        predictions / evaluations (no seed part for seed 0, so a one-seed study keeps its ids when
-        seeds are added)."""
+        """``<target>[/n<size>][/<arch>]/<init>/<strategy>[/seed_<s>]/fold_<f>``: step-id suffix and
+        folder of predictions / evaluations (no seed part for seed 0, so a one-seed study keeps its ids
+        when seeds are added; no architecture part for the shared plans)."""
         size = "" if self.size is None else f"n{self.size}/"
-        return f"{self.target.key}/{size}{self.init}/{self.strategy}/{seed_part(self.seed)}fold_{self.fold}"
+        arch = "" if self.arch is None else f"{self.arch}/"
+        return f"{self.target.key}/{size}{arch}{self.init}/{self.strategy}/{seed_part(self.seed)}fold_{self.fold}"
 
 
 def row_label(study: Study, run: Run) -> str:
@@ -97,25 +105,32 @@ class Step:
     source: Source | None = None
     run: Run | None = None
     seed: int = DEFAULT_SEED  # a pretraining's seed
+    arch: str | None = None  # a plan step's architecture key (None: the shared plans)
 
 
 def runs(study: Study) -> list[Run]:
-    """Every (target, training size, seed, source or scratch, strategy, fold) of the study, scratch
-    last per target, size, seed and fold."""
+    """Every (target, training size, seed, architecture, source or scratch, strategy, fold) of the
+    study, scratch last per target, size, seed, fold and architecture (the shared plans first)."""
     out = []
+    archs = {s.key: source_architecture(study, s) for s in study.sources}
     for target in study.targets:
         for size in target.train_sizes or (None,):
             for seed in study.seeds:
                 for fold in study.folds:
-                    out += [Run(target, s, strategy, fold, size, seed) for s in study.sources
-                            for strategy in study.strategies_of(s)]
-                    out.append(Run(target, None, SCRATCH, fold, size, seed))
+                    for arch in architectures_used(study):
+                        out += [Run(target, s, strategy, fold, size, seed, arch) for s in study.sources
+                                if archs[s.key] == arch for strategy in study.strategies_of(s)]
+                        out.append(Run(target, None, SCRATCH, fold, size, seed, arch))
     return out
 
 
 def expand(study: Study) -> list[Step]:
-    """The study's steps in an order that respects every dependency."""
-    steps = [Step("plan", "plan")]
+    """The study's steps in an order that respects every dependency. Plan steps run one after
+    another (they fingerprint the same datasets), each architecture's after the shared plans."""
+    steps, after = [], ()
+    for arch in architectures_used(study):
+        steps.append(Step(plan_step_id(arch), "plan", after, arch=arch))
+        after = (plan_step_id(arch),)
     pretrained = {}
     for source in (s for s in study.sources if not s.external):
         for seed in study.pretraining_seeds:
@@ -123,7 +138,7 @@ def expand(study: Study) -> list[Step]:
             pretrained.setdefault(step_id, Step(step_id, "pretrain", ("plan",), source=source, seed=seed))
     steps += pretrained.values()
     for run in runs(study):
-        deps = ("plan",) if run.source is None or run.source.external else \
+        deps = (plan_step_id(run.arch),) if run.source is None or run.source.external else \
             (pretrain_step_id(run.source, study.pretrain_seed(run.seed)),)
         steps.append(Step(f"train/{run.path}", "train", deps, run=run))
         steps.append(Step(f"test/{run.path}", "test", (f"train/{run.path}",), run=run))
@@ -173,10 +188,11 @@ def pretraining_plans(study: Study, seed: int) -> str:
     return seeded_plans(study.plans, seed)
 
 
-def checkpoint_path(study: Study, source: Source, seed: int = DEFAULT_SEED) -> Path:
-    """The checkpoint a source offers: its file (external), else its pretraining's at ``seed``."""
+def checkpoint_path(study: Study, source: Source, seed: int = DEFAULT_SEED) -> Path | ResolvedCheckpoint:
+    """The checkpoint a source offers: its file (external; a hub reference: the file recorded when the
+    study started, as a ResolvedCheckpoint), else its pretraining's at ``seed``."""
     if source.external:
-        return source.checkpoint
+        return external_checkpoint(study, source)
     return results_folder(dataset_name(source.dataset), source.trainer, pretraining_plans(study, seed),
                           study.source_configuration(source), "all") / CHECKPOINT_FINAL
 
@@ -185,7 +201,8 @@ def finetune_plans(study: Study, run: Run) -> str:
     """The plans a run trains with: the study's (scratch), a copy with the transfer block (fine-tuning:
     ``<plans>_from_<source id>_<strategy>``, one per source even when two pretrain on one dataset),
     each with ``_n<size>`` and the subset for a training size, and ``_s<seed>`` for a seed other than 0."""
-    plans = study.plans if run.source is None else f"{study.plans}_from_{run.source.key}_{run.strategy}"
+    base = architecture_plans(study, run.arch)  # <plans>_<arch> for a like-checkpoint architecture
+    plans = base if run.source is None else f"{base}_from_{run.source.key}_{run.strategy}"
     return seeded_plans(plans if run.size is None else f"{plans}_n{run.size}", run.seed)
 
 
@@ -225,9 +242,9 @@ def run_schedule(study: Study, run: Run) -> dict | None:
     return schedule or None
 
 
-def _write_plans_copy(study: Study, dataset: str, name: str, schedule: dict) -> None:
-    """The study's plans of ``dataset`` as ``name``, with ``schedule`` keys set."""
-    plans = update_schedule(load_plans(dataset, study.plans), schedule)
+def _write_plans_copy(study: Study, dataset: str, name: str, schedule: dict, base: str | None = None) -> None:
+    """The study's plans (or ``base``) of ``dataset`` as ``name``, with ``schedule`` keys set."""
+    plans = update_schedule(load_plans(dataset, base or study.plans), schedule)
     write_plans({**plans, "plans_name": name}, dataset)
 
 
@@ -297,14 +314,31 @@ def _output_to(log: Path):
             os.close(saved[1])
 
 
+def _plan_like_checkpoint(study: Study, step: Step) -> None:
+    """The targets planned like the checkpoint of an architecture's first source (its file checked
+    against the record first), with its spacing rule."""
+    arch = architecture(study, step.arch)
+    source = next(s for s in study.sources if s.key == arch.sources[0])
+    check_external_source(study, source)
+    spacing = list(source.spacing) if isinstance(source.spacing, tuple) else source.spacing
+    targets = [dataset_name(t.dataset) for t in study.targets]
+    with _output_to(log_path(study, step)):
+        plan_like_checkpoint(arch.checkpoint, targets, architecture_plans(study, arch.key), study.configuration,
+                             study.num_processes, schedule=study.schedule, progress=False,
+                             rules=TransferRuleOptions(**source.rules).rules(), spacing=spacing)
+
+
 def _plan(study: Study, step: Step) -> None:
-    reference = reference_dataset(study)
-    others = [dataset_name(d.dataset) for d in (*study.sources, *study.targets) if d.dataset is not None]
-    others = [d for d in dict.fromkeys(others) if d != reference]
-    with _output_to(log_path(study, step)):  # nnU-Net's fingerprint / preprocessing progress, per dataset
-        plan_shared(reference, others, study.plans, [study.configuration], study.num_processes,
-                    schedule=study.schedule, batch_size=study.batch_size, twin=study.twin, progress=False,
-                    planner=study.planner)
+    if step.arch is not None:
+        _plan_like_checkpoint(study, step)
+    else:
+        reference = reference_dataset(study)
+        others = [dataset_name(d.dataset) for d in (*study.sources, *study.targets) if d.dataset is not None]
+        others = [d for d in dict.fromkeys(others) if d != reference]
+        with _output_to(log_path(study, step)):  # nnU-Net's fingerprint / preprocessing progress, per dataset
+            plan_shared(reference, others, study.plans, [study.configuration], study.num_processes,
+                        schedule=study.schedule, batch_size=study.batch_size, twin=study.twin, progress=False,
+                        planner=study.planner)
     for target in study.targets:  # drawn and recorded before any training, refused early when too large
         if target.train_sizes:
             training_subsets(study, target)
@@ -371,10 +405,11 @@ def execute(study: Study, step: Step) -> None:
             if run.source.external:
                 check_external_source(study, run.source)
             attach(checkpoint_path(study, run.source, study.pretrain_seed(run.seed)), dataset_name(run.target.dataset),
-                   study.plans, finetune_plans(study, run), rules=TransferRuleOptions(**run.source.rules).rules(),
+                   architecture_plans(study, run.arch), finetune_plans(study, run), rules=TransferRuleOptions(**run.source.rules).rules(),
                    strategy=study.strategy_options.get(run.strategy), schedule=schedule)
         elif schedule is not None:
-            _write_plans_copy(study, dataset_name(run.target.dataset), finetune_plans(study, run), schedule)
+            _write_plans_copy(study, dataset_name(run.target.dataset), finetune_plans(study, run), schedule,
+                              architecture_plans(study, run.arch))
         _train(study, step, dataset_name(run.target.dataset), study.configuration, run.fold, run.trainer,
                finetune_plans(study, run), run_folder(study, run))
     elif step.kind == "test":

@@ -2,7 +2,9 @@
 
 Table (like the reference study's): one row per initialisation (source task x domain with its
 transfer rule, with the strategy when a study has several, and ``scratch``), one block per
-training size when targets have ``train_sizes``. Per target and metric (the target's ``metric``,
+training size when targets have ``train_sizes``; in a study over several architectures (sources
+with ``plan = "like_checkpoint"``) the rows of each architecture form a group with its own scratch
+row, and every arm is compared with scratch of its architecture. Per target and metric (the target's ``metric``,
 then its ``metrics``; by default the lesion detection rate for lesion targets): the mean over
 seeds, folds and test cases, ± the between-seed SD of the arm's mean (several seeds) or the SD
 over folds (one seed); against scratch, the mean paired difference over (seed, case) pairs with a
@@ -19,6 +21,7 @@ import pandas as pd
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.names import SCRATCH
+from nnunet_transfer.study.architectures import architecture_label
 from nnunet_transfer.study.metrics import STUDY_METRICS, StudyMetric
 from nnunet_transfer.study.spec import Study, Target
 from nnunet_transfer.study.statistics import (BOOTSTRAP_RESAMPLES, CONFIDENCE, MIN_CASES_FOR_P, MIN_SEEDS_FOR_P, holm,
@@ -27,6 +30,7 @@ from nnunet_transfer.study.steps import Run, evaluation_file, refresh_evaluation
 
 ALL = "all"  # the training size of runs on every training case
 SIZE_COLUMN = "train_size"
+ARCHITECTURE_COLUMN = "architecture"
 
 
 def size_of(run: Run) -> str:
@@ -39,7 +43,8 @@ def _size_order(size: str) -> float:
 
 def collect(study: Study) -> pd.DataFrame:
     """Per-case metrics of every evaluated run, with ``target``, ``train_size`` (``all`` without
-    ``train_sizes``), ``initialisation``, ``strategy``, ``seed``, ``fold``. A run evaluated with other
+    ``train_sizes``), ``architecture`` (:func:`architecture_label`), ``initialisation``, ``strategy``,
+    ``seed``, ``fold``. A run evaluated with other
     settings than its target's now (metrics, profile, ...) is evaluated again from its predictions."""
     frames = []
     for run in runs(study):
@@ -52,7 +57,8 @@ def collect(study: Study) -> pd.DataFrame:
                 raise NnunetTransferError(f"{path} has no column {', '.join(missing)} for target {run.target.label}; "
                                           f"delete it and run the study again")
             frames.append(frame.assign(
-                target=run.target.label, **{SIZE_COLUMN: size_of(run)}, initialisation=row_label(study, run),
+                target=run.target.label, **{SIZE_COLUMN: size_of(run)},
+                **{ARCHITECTURE_COLUMN: architecture_label(study, run.arch)}, initialisation=row_label(study, run),
                 strategy=run.strategy, seed=run.seed, fold=str(run.fold)))
     if not frames:
         raise NnunetTransferError(f"no evaluated run in {study.folder / 'evaluations'}; run the study first "
@@ -72,6 +78,22 @@ def metric_of_key(key: str) -> StudyMetric:
 
 def initialisations(per_case: pd.DataFrame) -> list[str]:
     return [i for i in dict.fromkeys(per_case["initialisation"]) if i != SCRATCH] + [SCRATCH]
+
+
+def arms(per_case: pd.DataFrame) -> list[tuple[str, str]]:
+    """(architecture, initialisation) of every row, grouped by architecture, scratch last in each."""
+    found = list(dict.fromkeys(zip(per_case[ARCHITECTURE_COLUMN], per_case["initialisation"])))
+    return [(a, i) for arch in dict.fromkeys(a for a, _ in found)
+            for a, i in [x for x in found if x[0] == arch and x[1] != SCRATCH] + [(arch, SCRATCH)]]
+
+
+def arm_rows(per_case: pd.DataFrame, arm: tuple[str, str]) -> pd.DataFrame:
+    return per_case[(per_case[ARCHITECTURE_COLUMN] == arm[0]) & (per_case["initialisation"] == arm[1])]
+
+
+def arm_label(arm: tuple[str, str], several: bool) -> str:
+    """A row's name in figures: its initialisation; scratch with its architecture when there are several."""
+    return f"{arm[1]} ({arm[0]})" if several and arm[1] == SCRATCH else arm[1]
 
 
 def sizes_of(per_case: pd.DataFrame) -> list[str]:
@@ -97,40 +119,42 @@ def comparison_table(study: Study, per_case: pd.DataFrame) -> pd.DataFrame:
     seeds`` (mean over seeds, SD over folds, between-seed SD, number of seeds), ``<key> diff / ci_low /
     ci_high / n`` (paired against scratch over seeds and test cases), ``<key> p`` (Wilcoxon with one
     seed, crossed t-test with several), ``<key> p_holm``, ``<key> no_p`` (why there is no p-value) and
-    ``<target> folds``. A target without runs of a size has NaN there."""
+    ``<target> folds``. A target without runs of a size has NaN there. Rows are (``architecture``,
+    ``initialisation``); each arm is paired with scratch of its architecture, and the Holm family is
+    every arm compared on the target, metric and size."""
     rows = []
-    inits = initialisations(per_case)
+    all_arms = arms(per_case)
     for size in sizes_of(per_case):
         block = per_case[per_case[SIZE_COLUMN] == size]
-        cells: dict[str, dict] = {init: {SIZE_COLUMN: size, "initialisation": init} for init in inits}
+        cells: dict[tuple, dict] = {arm: {SIZE_COLUMN: size, ARCHITECTURE_COLUMN: arm[0], "initialisation": arm[1]}
+                                    for arm in all_arms}
         for target in study.targets:
             part = block[block["target"] == target.label]
             for name, column in metrics_of(target):
                 key = f"{target.label} {name}"
-                scratch = part[part["initialisation"] == SCRATCH]
                 comparisons = {}
-                for init in inits:
-                    mine = part[part["initialisation"] == init]
+                for arm in all_arms:
+                    mine, scratch = arm_rows(part, arm), arm_rows(part, (arm[0], SCRATCH))
                     summary = _arm_summary(mine, column)
-                    cells[init].update({f"{key} {k}": v for k, v in summary.items()})
-                    cells[init][f"{target.label} folds"] = int(mine["fold"].nunique())
-                    if init == SCRATCH or not len(mine) or not len(scratch):
+                    cells[arm].update({f"{key} {k}": v for k, v in summary.items()})
+                    cells[arm][f"{target.label} folds"] = int(mine["fold"].nunique())
+                    if arm[1] == SCRATCH or not len(mine) or not len(scratch):
                         continue
                     a, b = by_seed_and_case(mine, column), by_seed_and_case(scratch, column)
                     seeds, cases = a.index.intersection(b.index), a.columns.intersection(b.columns)
                     if len(seeds) and len(cases):
-                        comparisons[init] = seeded_comparison(a.loc[seeds, cases].to_numpy(),
-                                                              b.loc[seeds, cases].to_numpy())
-                adjusted = holm({init: c.p for init, c in comparisons.items()})
-                for init in inits:
-                    c = comparisons.get(init)
-                    row = cells[init]
+                        comparisons[arm] = seeded_comparison(a.loc[seeds, cases].to_numpy(),
+                                                             b.loc[seeds, cases].to_numpy())
+                adjusted = holm({arm: c.p for arm, c in comparisons.items()})
+                for arm in all_arms:
+                    c = comparisons.get(arm)
+                    row = cells[arm]
                     row[f"{key} diff"] = c.mean_difference if c else math.nan
                     row[f"{key} ci_low"] = c.ci_low if c else math.nan
                     row[f"{key} ci_high"] = c.ci_high if c else math.nan
                     row[f"{key} n"] = c.n if c else math.nan
                     row[f"{key} p"] = c.p if c and c.p is not None else math.nan
-                    row[f"{key} p_holm"] = adjusted[init] if c and adjusted[init] is not None else math.nan
+                    row[f"{key} p_holm"] = adjusted[arm] if c and adjusted[arm] is not None else math.nan
                     row[f"{key} no_p"] = c.no_p if c and c.no_p else ""
         rows += cells.values()
     return pd.DataFrame(rows)
@@ -192,10 +216,11 @@ def caption(study: Study, table: pd.DataFrame) -> str:
 
 def markdown(study: Study, table: pd.DataFrame, preface: str | None = None) -> str:
     """The table as Markdown, one block per training size: per target and metric the mean ± spread,
-    the paired difference to scratch with its interval and the Holm-corrected p-value; then the
-    caption (:func:`caption`)."""
+    the paired difference to scratch with its interval and the Holm-corrected p-value, one group
+    per architecture when there are several; then the caption (:func:`caption`)."""
     out = [preface.strip() + "\n"] if preface else []
     sizes = list(dict.fromkeys(table[SIZE_COLUMN]))
+    archs = list(dict.fromkeys(table[ARCHITECTURE_COLUMN]))
     for size in sizes:
         block = table[table[SIZE_COLUMN] == size]
         keys = [k for k in table_keys(block) if not block[f"{k} mean"].isna().all()]
@@ -203,10 +228,18 @@ def markdown(study: Study, table: pd.DataFrame, preface: str | None = None) -> s
             out.append(f"### {'every training case' if size == ALL else f'{size} training patients'}\n")
         header = [h for k in keys for h in (k + (" (lower is better)" if metric_of_key(k).lower_is_better else ""),
                                              f"Δ {k} [95 % CI]", "p (Holm)")]
-        out.append("| initialisation | " + " | ".join(header) + " |")
-        out.append("|---|" + "---|" * len(header))
-        for _, row in block.iterrows():
-            out.append(f"| {row['initialisation']} | " + " | ".join(c for k in keys for c in _cells(row, k)) + " |")
-        out.append("")
+        for arch in archs:
+            if len(archs) > 1:
+                out.append(f"#### {arch}: each row against scratch in this architecture\n")
+            out.append("| initialisation | " + " | ".join(header) + " |")
+            out.append("|---|" + "---|" * len(header))
+            for _, row in block[block[ARCHITECTURE_COLUMN] == arch].iterrows():
+                out.append(f"| {row['initialisation']} | " + " | ".join(c for k in keys for c in _cells(row, k))
+                           + " |")
+            out.append("")
     out.append(caption(study, table))
+    if len(archs) > 1:
+        out.append(f"\nArchitectures: {', '.join(archs)}. Every row is compared with scratch trained in its own "
+                   f"architecture (the same seeds, folds, schedule and training subsets); the Holm correction runs "
+                   f"over the rows of all architectures.")
     return "\n".join(out) + "\n"

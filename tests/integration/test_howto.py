@@ -32,7 +32,40 @@ def _nnssl_download(path: Path) -> None:
     nnssl_checkpoint(path, architecture, [32, 32, 32], training_form=False)
 
 
-CHECKPOINT_DOWNLOADS = {"openmind_checkpoint.pth": _nnssl_download}
+def _zoo_resenc(path: Path, seed: int, trainer: str) -> None:
+    """A stand-in for an OpenMind ResEnc-L checkpoint: nnssl's format, a small ResEnc (4 stages, 8-64
+    features, patch 32^3) pretrained at 8 mm like the demo data, so the default spacing rule (the
+    pretraining's) keeps the how-to small."""
+    from tests.integration.nnunet import nnssl_checkpoint
+    kwargs = {"n_stages": 4, "features_per_stage": [8, 16, 32, 64], "conv_op": "torch.nn.modules.conv.Conv3d",
+              "kernel_sizes": [[3, 3, 3]] * 4, "strides": [[1, 1, 1]] + [[2, 2, 2]] * 3,
+              "n_blocks_per_stage": [1, 1, 1, 1], "n_conv_per_stage_decoder": [1, 1, 1], "conv_bias": True,
+              "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+              "norm_op_kwargs": {"eps": 1e-5, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
+              "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}}
+    architecture = {"network_class_name": "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet",
+                    "arch_kwargs": kwargs, "_kw_requires_import": ["conv_op", "norm_op", "nonlin"]}
+    torch.manual_seed(seed)
+    nnssl_checkpoint(path, architecture, [32, 32, 32], training_form=False)
+    content = torch.load(path, map_location="cpu", weights_only=False)
+    content["trainer_name"] = trainer
+    for key, tensor in content["network_weights"].items():  # other weights than the MAE stand-in's
+        content["network_weights"][key] = tensor + 0.01 * seed
+    content["nnssl_adaptation_plan"]["pretrain_plan"]["configurations"]["onemmiso"]["spacing"] = [8, 8, 8]
+    torch.save(content, path)
+
+
+def _zoo_primus(path: Path) -> None:
+    """A stand-in for OpenMind's Primus-M MAE checkpoint: nnssl's EvaMAE format, a tiny Primus
+    (its plan says PrimusM), pretrained on 32^3 patches at 8 mm."""
+    from tests.integration.nnunet import nnssl_primus_checkpoint
+    nnssl_primus_checkpoint(path, pretrain_patch=(32, 32, 32), downstream_patch=(32, 32, 32), spacing=(8, 8, 8))
+
+
+CHECKPOINT_DOWNLOADS = {"openmind_checkpoint.pth": _nnssl_download,
+                        "openmind_resencl_mae.pth": lambda p: _zoo_resenc(p, 0, "BaseMAETrainer"),
+                        "openmind_resencl_simclr.pth": lambda p: _zoo_resenc(p, 1, "SimCLRTrainer"),
+                        "openmind_primusm_mae.pth": _zoo_primus}
 
 
 def _downloads(script: str, home: Path) -> None:
@@ -199,11 +232,51 @@ def check_compare_initialisations(root: Path) -> None:
     assert diagnosis["transfer"]["load"] == "encoder+decoder" and diagnosis["curves"]["baseline"]
 
 
+def check_compare_openmind_zoo(root: Path) -> None:
+    """One plan per architecture (the two ResEnc checkpoints share one), no shared plans, scratch in each
+    architecture with its network, rows grouped by architecture and each compared with its own scratch,
+    every encoder weight loaded."""
+    import pandas as pd
+    study = root / "zoo"
+    plans_steps = sorted(p.name for p in (study / "state").glob("plan*.json"))
+    assert len(plans_steps) == 2 and plans_steps[0].startswith("plan__Primus_") and \
+        plans_steps[1].startswith("plan__ResidualEncoderUNet_")
+    primus, resenc = (name[len("plan__"):-len(".json")] for name in plans_steps)
+    table = pd.read_csv(study / "results" / "comparison.csv")
+    assert list(zip(table["architecture"], table["initialisation"])) == [
+        ("ResidualEncoderUNet", "ResEnc-L MAE"), ("ResidualEncoderUNet", "ResEnc-L SimCLR"),
+        ("ResidualEncoderUNet", "scratch"), ("Primus (nnssl PrimusM)", "Primus-M MAE"),
+        ("Primus (nnssl PrimusM)", "scratch")]
+    assert table["anatomy dice diff"].notna().tolist() == [True, True, False, True, False]
+    scratch = table.set_index(["architecture", "initialisation"])["anatomy dice mean"]
+    assert table.loc[3, "anatomy dice diff"] == pytest.approx(
+        table.loc[3, "anatomy dice mean"] - scratch[("Primus (nnssl PrimusM)", "scratch")])
+    per_case = pd.read_csv(study / "results" / "per_case.csv")
+    assert len(per_case) == 5 * 2 and set(per_case["architecture"]) == set(table["architecture"])
+    markdown = (study / "results" / "comparison.md").read_text()
+    assert "#### ResidualEncoderUNet: each row against scratch" in markdown
+    assert "#### Primus (nnssl PrimusM): each row against scratch" in markdown
+    assert "compared with scratch planned like the same checkpoint" in markdown
+    results = root / "howto_zoo" / "nnUNet_results" / "Dataset913_DemoAnatomy"
+    for arch, network, sources in ((resenc, "ResidualEncoderUNet", ("ResEnc_L_MAE", "ResEnc_L_SimCLR")),
+                                   (primus, "TransferPrimus", ("Primus_M_MAE",))):
+        folder = results / f"nnUNetTrainerFromScratch__nnUNetTransferPlans_{arch}__3d_fullres"
+        cfg = json.loads((folder / "plans.json").read_text())["configurations"]["3d_fullres"]
+        assert cfg["architecture"]["network_class_name"].endswith(network)
+        assert cfg["patch_size"] == [32, 32, 32] and cfg["spacing"] == [8.0, 8.0, 8.0]  # the pretraining's
+        for source in sources:
+            fold = results / f"nnUNetTrainerFinetune__nnUNetTransferPlans_{arch}_from_{source}_finetune__3d_fullres"
+            assert json.loads((fold / "plans.json").read_text())["configurations"]["3d_fullres"] == cfg
+            counts = json.loads((fold / "fold_all" / "transfer_report.json").read_text())["counts_by_part"]
+            assert counts["encoder"]["loaded"] > 0 and counts["encoder"]["initialised"] == 0
+
+
 CHECKS = {"natural_images_into_3d.md": check_natural_images_into_3d, "pretrain_then_plan.md": check_pretrain_then_plan,
           "shared_plans.md": check_shared_plans, "label_efficiency.md": check_label_efficiency,
           "evaluate_like_the_challenges.md": check_evaluate_like_the_challenges,
           "nnssl_checkpoint.md": check_nnssl_checkpoint, "any_nnunet_model.md": check_any_nnunet_model,
-          "study.md": check_study, "compare_initialisations.md": check_compare_initialisations}
+          "study.md": check_study, "compare_initialisations.md": check_compare_initialisations,
+          "compare_openmind_zoo.md": check_compare_openmind_zoo}
 
 
 @pytest.mark.parametrize("guide", sorted(p.name for p in HOWTO.glob("*.md")))
