@@ -6,7 +6,10 @@ Three cases: a 3D checkpoint of the same network, a 2D RGB checkpoint of the net
 (inflation + input channels), and an nnssl ResEnc-L checkpoint (about 102 M parameters, nnssl's
 release format) into a 2-channel ResEnc-L target with the channels mapped by name, through the
 trainers' own entry point (``transfer_from_checkpoint``: load, adaptation plan, SparK repair,
-checks, matching, report). Run: python benchmarks/transfer_time.py
+checks, matching, report). A fourth: an nnssl Primus-M checkpoint (nnssl's pretraining module
+``EvaMAE`` with its MAE decoder, release format, pretrained on 160^3 patches) into a 2-channel
+Primus-M at a 192 x 160 x 160 patch (patch embedding adapted, positional embedding resampled from
+20^3 to 24 x 20 x 20 tokens). Run: python benchmarks/transfer_time.py
 """
 from __future__ import annotations
 
@@ -16,14 +19,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.nnssl_primus: nnssl's module, rebuilt
 from common import demo_study, nnunet_tree, save_results  # noqa: E402
 
 
-def build(cfg: dict, in_channels: int, classes: int):
-    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-    arch = cfg["architecture"]
-    return get_network_from_plans(arch["network_class_name"], arch["arch_kwargs"], arch["_kw_requires_import"],
-                                  in_channels, classes, deep_supervision=True)
+def build(cfg: dict, in_channels: int, classes: int, patch_size=None):
+    from nnunet_transfer.networks.build import build_network
+    return build_network(cfg["architecture"], patch_size or cfg.get("patch_size"), in_channels, classes)
 
 
 def main(repeats: int = 5) -> dict:
@@ -64,7 +66,37 @@ def measure(repeats: int = 5) -> dict:
         results[label] = {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3),
                           "counts": report.counts(), "checkpoint_mb": round(path.stat().st_size / 2 ** 20, 1)}
     results["nnssl ResEnc-L into 2 channels (channel map)"] = resenc_l(root, repeats)
+    results["nnssl Primus-M into 2 channels (new token grid)"] = primus_m(root, repeats)
     return results
+
+
+def primus_m(root: Path, repeats: int) -> dict:
+    """nnssl's Primus-M MAE checkpoint (preset sizes, arch_kwargs None) into a 2-channel Primus-M
+    at another patch size."""
+    import torch
+
+    from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, load_checkpoint
+    from nnunet_transfer.transfer.driver import transfer_from_checkpoint
+    from nnunet_transfer.transfer.rules import TransferRules
+    from tests.nnssl_primus import NnsslEvaMAE, nnssl_primus_checkpoint
+
+    path = root / "primus_m_nnssl.pth"
+    module = NnsslEvaMAE((160, 160, 160), embed_dim=864, depth=16, heads=12, decoder_depth=2)
+    nnssl_primus_checkpoint(path, (160, 160, 160), (192, 160, 160), module=module)
+    checkpoint = load_checkpoint(path)
+    checkpoint["nnssl_adaptation_plan"]["architecture_plans"]["arch_kwargs"] = None  # nnssl's PrimusM preset
+    torch.save(checkpoint, path)
+    arch = checkpoint_metadata(load_checkpoint(path))["architecture"]
+    times = []
+    for _ in range(repeats):
+        target = build({"architecture": arch}, 2, 2, (192, 160, 160))  # not timed: nnU-Net builds it anyway
+        start = time.perf_counter()
+        report = transfer_from_checkpoint(path, target, TransferRules())
+        times.append(time.perf_counter() - start)
+    return {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3), "counts": report.counts(),
+            "parameters_pretraining_module": sum(p.numel() for p in module.parameters()),
+            "parameters_target": sum(p.numel() for p in target.parameters()),
+            "checkpoint_mb": round(path.stat().st_size / 2 ** 20, 1)}
 
 
 def resenc_l(root: Path, repeats: int) -> dict:
