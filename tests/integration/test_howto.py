@@ -18,10 +18,11 @@ def bash_blocks(path: Path) -> list[str]:
     return re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S)
 
 
-def _nnssl_download(path: Path) -> None:
-    """A small network in the exact format of an nnssl release checkpoint (1 channel, ResEnc)."""
+def _resenc_stand_in(path: Path, features: list[int]) -> None:
+    """A small 4-stage ResEnc with ``features`` in the exact format of an nnssl release checkpoint
+    (1 channel, patch 32^3)."""
     from tests.integration.nnunet import nnssl_checkpoint
-    kwargs = {"n_stages": 4, "features_per_stage": [16, 32, 64, 128], "conv_op": "torch.nn.modules.conv.Conv3d",
+    kwargs = {"n_stages": 4, "features_per_stage": features, "conv_op": "torch.nn.modules.conv.Conv3d",
               "kernel_sizes": [[3, 3, 3]] * 4, "strides": [[1, 1, 1]] + [[2, 2, 2]] * 3,
               "n_blocks_per_stage": [1, 1, 1, 1], "n_conv_per_stage_decoder": [1, 1, 1], "conv_bias": True,
               "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
@@ -30,23 +31,19 @@ def _nnssl_download(path: Path) -> None:
     architecture = {"network_class_name": "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet",
                     "arch_kwargs": kwargs, "_kw_requires_import": ["conv_op", "norm_op", "nonlin"]}
     nnssl_checkpoint(path, architecture, [32, 32, 32], training_form=False)
+
+
+def _nnssl_download(path: Path) -> None:
+    """A small network in the exact format of an nnssl release checkpoint (1 channel, ResEnc)."""
+    _resenc_stand_in(path, [16, 32, 64, 128])
 
 
 def _zoo_resenc(path: Path, seed: int, trainer: str) -> None:
     """A stand-in for an OpenMind ResEnc-L checkpoint: nnssl's format, a small ResEnc (4 stages, 8-64
     features, patch 32^3) pretrained at 8 mm like the demo data, so the default spacing rule (the
     pretraining's) keeps the how-to small."""
-    from tests.integration.nnunet import nnssl_checkpoint
-    kwargs = {"n_stages": 4, "features_per_stage": [8, 16, 32, 64], "conv_op": "torch.nn.modules.conv.Conv3d",
-              "kernel_sizes": [[3, 3, 3]] * 4, "strides": [[1, 1, 1]] + [[2, 2, 2]] * 3,
-              "n_blocks_per_stage": [1, 1, 1, 1], "n_conv_per_stage_decoder": [1, 1, 1], "conv_bias": True,
-              "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
-              "norm_op_kwargs": {"eps": 1e-5, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
-              "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}}
-    architecture = {"network_class_name": "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet",
-                    "arch_kwargs": kwargs, "_kw_requires_import": ["conv_op", "norm_op", "nonlin"]}
     torch.manual_seed(seed)
-    nnssl_checkpoint(path, architecture, [32, 32, 32], training_form=False)
+    _resenc_stand_in(path, [8, 16, 32, 64])
     content = torch.load(path, map_location="cpu", weights_only=False)
     content["trainer_name"] = trainer
     for key, tensor in content["network_weights"].items():  # other weights than the MAE stand-in's
