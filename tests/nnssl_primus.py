@@ -87,7 +87,8 @@ def nnssl_primus_checkpoint(path: Path, pretrain_patch=(32, 32, 32), downstream_
     content = {"network_weights": weights, "trainer_name": trainer,
                "init_args": {"configuration_name": "onemmiso", "fold": 0, "device": torch.device("cpu"),
                              "pretrain_json": {"collection": ["/data/sub-001_T1w.nii.gz"]}},
-               "nnssl_adaptation_plan": adaptation_plan(pretrain_patch, downstream_patch, prefix=prefix, spacing=spacing),
+               "nnssl_adaptation_plan": adaptation_plan(pretrain_patch, downstream_patch, prefix=prefix,
+                                                        spacing=spacing),
                "citations": [{"type": "pretraining", "name": "synthetic Primus",
                               "apa_citations": ["A test (2026)."]}]}
     if training_form:

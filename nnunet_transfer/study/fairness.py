@@ -101,7 +101,8 @@ def check_fairness(study: Study, per_case: pd.DataFrame | None = None) -> str:
         if found:
             key, mine, theirs = found
             raise NnunetTransferError(
-                f"{_describe(study, run)}: arm '{row_label(study, run)}' was trained with other plans than scratch: '{key}' "
+                f"{_describe(study, run)}: arm '{row_label(study, run)}' was trained with other plans than scratch: "
+                f"'{key}' "
                 f"is {mine!r} there and {theirs!r} for scratch ({plans_file} vs {reference_file}). Arms of a "
                 f"comparison may differ only in their initialisation; train the arm again with the study's plans "
                 f"(delete {run_folder(study, run)} and its step state) or leave it out.")

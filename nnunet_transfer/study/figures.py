@@ -38,8 +38,9 @@ def _spread(row: pd.Series, key: str) -> float:
 
 def bar_figure(study: Study, table: pd.DataFrame, path: Path) -> None:
     """Grouped bars per training size (one group per target and metric, one bar per initialisation),
-    error bars = the between-seed SD (several seeds) or the SD over folds; metrics in [0, 1] share a panel, others get one each.
-    With several architectures each scratch bar names its architecture and the groups are hatched apart."""
+    error bars = the between-seed SD (several seeds) or the SD over folds; metrics in [0, 1] share a
+    panel, others get one each. With several architectures each scratch bar names its architecture
+    and the groups are hatched apart."""
     sizes = list(dict.fromkeys(table[SIZE_COLUMN]))
     archs = list(dict.fromkeys(table[ARCHITECTURE_COLUMN]))
     panels = _panels(table_keys(table))
@@ -61,7 +62,8 @@ def bar_figure(study: Study, table: pd.DataFrame, path: Path) -> None:
             metric = metric_of_key(keys[0])
             if metric.fraction:
                 ax.set_ylim(0, 1)
-            ax.set_ylabel("test cases (mean over seeds and folds)" + (", lower is better" if metric.lower_is_better else ""))
+            ax.set_ylabel("test cases (mean over seeds and folds)"
+                          + (", lower is better" if metric.lower_is_better else ""))
             if len(sizes) > 1 or size != ALL:
                 ax.set_title("every training case" if size == ALL else f"{size} training patients", fontsize=9)
             ax.legend(fontsize=7, ncol=2)

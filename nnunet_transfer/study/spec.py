@@ -118,7 +118,8 @@ class SourceSpec(StrictModel):
         "architecture too"))
     spacing: Literal["auto", "checkpoint", "nnunet", "none"] | Annotated[
         list[PositiveFloat], Field(min_length=3, max_length=3)] | None = Field(None, description=(
-            "with plan = like_checkpoint: the spacing the targets are preprocessed at (plan-like-checkpoint --spacing): "
+            "with plan = like_checkpoint: the spacing the targets are preprocessed at "
+            "(plan-like-checkpoint --spacing): "
             "checkpoint (the pretraining's), nnunet (nnU-Net's own), none (no case resampled) or three spacings in mm "
             "in nnU-Net's image axis order (as dataset_fingerprint.json's spacings); default auto: checkpoint for "
             "nnssl checkpoints, nnunet otherwise"))

@@ -405,7 +405,8 @@ def execute(study: Study, step: Step) -> None:
             if run.source.external:
                 check_external_source(study, run.source)
             attach(checkpoint_path(study, run.source, study.pretrain_seed(run.seed)), dataset_name(run.target.dataset),
-                   architecture_plans(study, run.arch), finetune_plans(study, run), rules=TransferRuleOptions(**run.source.rules).rules(),
+                   architecture_plans(study, run.arch), finetune_plans(study, run),
+                   rules=TransferRuleOptions(**run.source.rules).rules(),
                    strategy=study.strategy_options.get(run.strategy), schedule=schedule)
         elif schedule is not None:
             _write_plans_copy(study, dataset_name(run.target.dataset), finetune_plans(study, run), schedule,

@@ -5,8 +5,9 @@ nnssl (github.com/MIC-DKFZ/nnssl) saves ``network_weights`` (the whole pretraini
 ``ResEncL`` with ``arch_kwargs`` None, or ``ResidualEncoderUNet`` / ``PlainConvUNet`` with its
 kwargs), the pretraining plan (one configuration: spacing, patch size), the recommended
 downstream patch size, the input channels and where the encoder lives (``key_to_encoder``,
-``key_to_stem``, ``keys_to_in_proj``, for transformers ``key_to_lpe``). Two forms carry it: the training checkpoint (plus
-optimizer state, logging, ``init_args``, ...) and the release form of ``add_adaptation_plan.py``;
+``key_to_stem``, ``keys_to_in_proj``, for transformers ``key_to_lpe``). Two forms carry it: the
+training checkpoint (plus optimizer state, logging, ``init_args``, ...) and the release form of
+``add_adaptation_plan.py``;
 published checkpoints may add ``citations``. This module turns the plan into our checkpoint block
 (nnU-Net-style ``architecture``, ``patch_size``, ``spacing``, ...) so that ``preview``,
 ``attach`` and ``plan-like-checkpoint`` treat it like our own checkpoints, and repairs the one
@@ -51,7 +52,8 @@ RESENC_L_KWARGS: dict[str, Any] = {
     "nonlin": OPS["nonlin"], "nonlin_kwargs": {"inplace": True}}
 DYNAMIC_CLASSES = ("ResidualEncoderUNet", "PlainConvUNet")
 # embed_dim, depth, heads of nnssl's Primus presets (dynamic_network_architectures primus._PRIMUS_CONFIGS)
-PRIMUS_PRESETS = {"PrimusS": (396, 12, 6), "PrimusB": (792, 12, 12), "PrimusM": (864, 16, 12), "PrimusL": (1056, 24, 16)}
+PRIMUS_PRESETS = {"PrimusS": (396, 12, 6), "PrimusB": (792, 12, 12), "PrimusM": (864, 16, 12),
+                  "PrimusL": (1056, 24, 16)}
 PRIMUS_CLASS = "nnunet_transfer.networks.primus.TransferPrimus"
 PRIMUS_ENCODER, PRIMUS_STEM, PRIMUS_LPE = "eva", "down_projection", "eva.pos_embed"  # TransferPrimus's names
 # nnssl's pretraining modules flatten the token grid in their own order: EvaMAE as 'b (h w d) c' of a
@@ -227,7 +229,8 @@ def nnssl_state_dict(checkpoint: Mapping[str, Any], metadata: Mapping[str, Any])
     weights = checkpoint.get("network_weights")
     if not isinstance(weights, Mapping):
         raise NnunetTransferError("The nnssl checkpoint has no 'network_weights'.")
-    state = repair_sparse_copies({strip_wrapper_prefixes(k): v for k, v in weights.items() if isinstance(v, torch.Tensor)})
+    state = repair_sparse_copies({strip_wrapper_prefixes(k): v for k, v in weights.items()
+                                  if isinstance(v, torch.Tensor)})
     renames = ({metadata["key_to_encoder"]: PRIMUS_ENCODER, metadata["key_to_stem"]: PRIMUS_STEM}
                if is_primus(metadata) else {metadata["key_to_encoder"]: "encoder.stages",
                                             metadata["key_to_stem"]: "encoder.stem"})

@@ -65,7 +65,8 @@ class TransferReport:
             return None
         source = meta["spacing"]
         if source is not None and len(source) == len(self.target_spacing) and all(
-                abs(float(a) - float(b)) <= 1e-3 * max(abs(float(b)), 1e-6) for a, b in zip(self.target_spacing, source)):
+                abs(float(a) - float(b)) <= 1e-3 * max(abs(float(b)), 1e-6)
+                for a, b in zip(self.target_spacing, source)):
             return None
         shown = "no fixed spacing" if source is None else _mm(source)
         return f"spacing: target {_mm(self.target_spacing)}, pretraining {shown}"

@@ -123,4 +123,5 @@ def test_no_resampling_and_a_fixed_spacing_at_the_plans_level_and_bad_values_wri
         report = preview(checkpoint, TARGET, "OwnSpacing", "3d_fullres")
         assert report.target_spacing == [3.0, 2.0, 2.0] and report.to_dict()["target_spacing"] == [3.0, 2.0, 2.0]
         assert "spacing: target 3 x 2 x 2 mm, pretraining 1 x 1 x 1 mm" in report.summary()
-        assert "spacing:" not in preview(checkpoint, TARGET, plan(None, "Default")["plans_name"], "3d_fullres").summary()
+        default = preview(checkpoint, TARGET, plan(None, "Default")["plans_name"], "3d_fullres")
+        assert "spacing:" not in default.summary()

@@ -128,13 +128,15 @@ def test_a_3d_checkpoint_in_a_2d_study_and_the_key_without_a_checkpoint_are_refu
     study = _zoo(tmp_path, ZOO.replace('name = "zoo"', 'name = "zoo"\nconfiguration = "2d"'))
     with pytest.raises(NnunetTransferError, match="source 'small mae' \\(plan = \"like_checkpoint\"\\): .*3D network"):
         expand(study)
-    with pytest.raises(NnunetTransferError, match="'sources\\[0\\].plan' is 'like_checkpoint', which needs a checkpoint"):
+    with pytest.raises(NnunetTransferError,
+                       match="'sources\\[0\\].plan' is 'like_checkpoint', which needs a checkpoint"):
         _zoo(tmp_path, ZOO.replace('label = "mri seg"', 'label = "mri seg"\nplan = "like_checkpoint"'))
 
 
 def test_a_target_whose_channels_the_checkpoint_cannot_feed_is_refused_before_anything_runs(tmp_path, monkeypatch):
     study = _zoo(tmp_path, ZOO.replace('label = "large mae"\nplan = "like_checkpoint"\n', 'label = "large mae"\n'
-                                       'plan = "like_checkpoint"\n[sources.transfer]\nchannel_map = { FLAIR = "T2" }\n'))
+                                       'plan = "like_checkpoint"\n[sources.transfer]\n'
+                                       'channel_map = { FLAIR = "T2" }\n'))
     for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         monkeypatch.setenv(name, "unset")
     activate(study)

@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.transfer.adapt import adapt_input_channels, adapt_kernel, inflate_2d_to_3d, resample_token_embedding
+from nnunet_transfer.transfer.adapt import (adapt_input_channels, adapt_kernel, inflate_2d_to_3d,
+                                            resample_token_embedding)
 
 
 @settings(max_examples=20, deadline=None)
