@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnunet_transfer.io import read_json
-from nnunet_transfer.networks.build import build_network
 from nnunet_transfer.layout import DATASET_JSON, channel_names, preprocessed_dir, resolve_dataset
+from nnunet_transfer.networks.build import build_network
 from nnunet_transfer.planning.plans_file import load_plans, resolved_configuration
 from nnunet_transfer.transfer.driver import transfer_from_checkpoint
 from nnunet_transfer.transfer.report import TransferReport
