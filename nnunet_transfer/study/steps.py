@@ -28,9 +28,9 @@ from pathlib import Path
 
 from nnunet_transfer import nnunet_commands
 from nnunet_transfer.errors import NnunetTransferError
+from nnunet_transfer.hub import ResolvedCheckpoint
 from nnunet_transfer.layout import (CHECKPOINT_FINAL, CHECKPOINT_LATEST, NNUNET_FOLDERS, raw_dir,
                                     require_nnunet_folders, resolve_dataset, results_folder)
-from nnunet_transfer.hub import ResolvedCheckpoint
 from nnunet_transfer.io import read_json, write_json_atomic
 from nnunet_transfer.names import SCRATCH, SCRATCH_TRAINER, STRATEGIES
 from nnunet_transfer.planning.attach import attach
