@@ -1,9 +1,12 @@
 """The names a user chooses from: pretraining tasks and pretexts, fine-tuning strategies, trainers.
 
 This is the one table of them. The command line, the study file, the demo, the trainer registry
+(``trainers.registry``: the class of each name in ``TRAINER_NAMES``), the pretext classes
+(``pretext.PRETEXT_CLASSES``: the ``Pretext`` subclass whose ``name`` is each key of ``PRETEXTS``)
 and the default load rule of a checkpoint derive their choices from it, so a new pretext or
-strategy is added here (plus its module and trainer class) and nowhere else; a test checks that
-every trainer named here exists in ``nnunet_transfer.trainers.registry`` and the other way round.
+strategy is added here (plus its module and trainer class) and nowhere else; importing the
+registry fails for a name without its class, and a test checks that every trainer class of ours
+is named here.
 Pure data: importing it imports nothing else.
 """
 from __future__ import annotations
@@ -51,6 +54,11 @@ STRATEGIES: dict[str, str] = {
 SCRATCH = "scratch"
 SCRATCH_TRAINER = "nnUNetTrainerFromScratch"
 
+# every trainer class this package provides, pretraining first: ``trainers.registry`` looks each one up
+# in the trainer modules, and ``nnUNet_extTrainer`` finds exactly these
+TRAINER_NAMES: tuple[str, ...] = tuple(dict.fromkeys([*PRETRAINING_TASKS.values(), *STRATEGIES.values(),
+                                                      SCRATCH_TRAINER]))
+
 # checkpoint block ``mode`` values
 MODE_SEGMENTATION, MODE_CLASSIFICATION, MODE_SELF_SUPERVISED = "segmentation", "classification", "self-supervised"
 MODE_NNSSL = "nnssl"  # a checkpoint pretrained by nnssl (OpenMind): its encoder is what it offers
@@ -78,11 +86,6 @@ NSD_TOLERANCE_MM = 2.0
 
 DOMAINS = ("mri", "natural")
 DEVICES = ("cuda", "cpu", "mps")  # nnUNetv2_train -device
-
-
-def all_trainers() -> list[str]:
-    """Every trainer class name this package provides, pretraining first."""
-    return list(dict.fromkeys([*PRETRAINING_TASKS.values(), *STRATEGIES.values(), SCRATCH_TRAINER]))
 
 
 def decoder_trained(mode: str | None, pretext: str | None) -> bool:

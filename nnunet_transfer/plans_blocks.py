@@ -113,9 +113,6 @@ class TrainingSchedule(StrictModel):
         return DEFAULT_SEED if self.seed is None else self.seed
 
 
-SCHEDULE_FIELDS = tuple(TrainingSchedule.model_fields)
-
-
 def parse_schedule(data: Any, where: str = "plans") -> TrainingSchedule:
     """A ``training_schedule`` block (a dict) checked; NnunetTransferError naming the key otherwise."""
     if isinstance(data, TrainingSchedule):

@@ -1,20 +1,27 @@
 """The one name table agrees with the trainers, pretexts and demo that use it."""
 from nnunet_transfer.demo.cases import SPECS
 from nnunet_transfer.demo.menu import DATASET_OFFSETS, SOURCES
-from nnunet_transfer.names import PRETEXTS, PRETRAINING_TASKS, STRATEGIES, all_trainers, decoder_trained
+from nnunet_transfer.names import PRETEXTS, PRETRAINING_TASKS, STRATEGIES, TRAINER_NAMES, decoder_trained
 from nnunet_transfer.pretext import PRETEXT_CLASSES
 from nnunet_transfer.trainers.registry import TRAINERS
 
 
-def test_every_named_trainer_is_registered_and_every_registered_trainer_is_named():
-    assert sorted(TRAINERS) == sorted(all_trainers())
+def test_every_trainer_class_of_ours_is_named_and_registered():
+    """The registry is derived from the names; no trainer class of ours is left out of them."""
+    import inspect
+
+    from nnunet_transfer.trainers.registry import TRAINER_MODULES
+    assert list(TRAINERS) == list(TRAINER_NAMES)
+    defined = {name for module in TRAINER_MODULES for name, cls in vars(module).items()
+               if inspect.isclass(cls) and cls.__module__ == module.__name__ and name.startswith("nnUNetTrainer")}
+    assert defined == set(TRAINER_NAMES)
 
 
 def test_each_pretext_has_its_class_and_its_trainer_says_which_pretext_it_trains():
     assert set(PRETEXT_CLASSES) == set(PRETEXTS)
     for name, pretext in PRETEXTS.items():
         trainer = TRAINERS[pretext.trainer]
-        assert trainer.pretext_name == name and trainer.pretext_class is PRETEXT_CLASSES[name]
+        assert trainer.pretext_name == name and PRETEXT_CLASSES[name].name == name
         assert PRETRAINING_TASKS[f"ssl:{name}"] == pretext.trainer
 
 

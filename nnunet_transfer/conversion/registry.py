@@ -9,7 +9,6 @@ import pkgutil
 
 from nnunet_transfer import conversion
 from nnunet_transfer.conversion.common import Converter
-from nnunet_transfer.errors import NnunetTransferError
 
 _SHARED_MODULES = {"common", "validate", "run", "registry"}
 
@@ -29,10 +28,3 @@ def converters() -> dict[str, Converter]:
                 found[obj.key] = obj()
     return dict(sorted(found.items()))
 
-
-def get_converter(key: str) -> Converter:
-    """The converter for ``key``; raises NnunetTransferError listing the known keys."""
-    known = converters()
-    if key not in known:
-        raise NnunetTransferError(f"no converter {key!r}; known: {', '.join(known)}")
-    return known[key]

@@ -27,8 +27,9 @@ from nnunet_transfer.conversion.validate import (GeometryPolicy, align, check_in
                                                  non_finite_problem, read_picture, read_volume, resize_shorter)
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.io import atomic_directory, require_writable_folder, write_json_atomic
-from nnunet_transfer.layout import CLASS_LABELS_FILE, PATIENTS_FILE, SPLITS_FILE, dataset_folder_name
+from nnunet_transfer.layout import PATIENTS_FILE, SPLITS_FILE
 from nnunet_transfer.processes import die_with_parent
+from nnunet_transfer.raw_dataset import new_dataset_folder, write_dataset_files
 
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
 
@@ -224,34 +225,32 @@ def patient_splits(cases: list[Case], n_folds: int = 5) -> list[dict[str, list[s
             for tr, va in GroupKFold(n_splits=n).split(ids, groups=groups)]
 
 
-def _dataset_json(conversion: Conversion, converter: Converter, good: list[CaseResult], bad: list[CaseResult],
-                  name: str) -> dict[str, Any]:
+PLACEHOLDER_NOTE = ("cases without a mask carry a PLACEHOLDER label map ('head': Otsu threshold of the image; "
+                    "'picture': every pixel) because nnU-Net's fingerprint needs foreground voxels; it is not a "
+                    "segmentation task to train on.")
+
+
+def _write_dataset_files(conversion: Conversion, converter: Converter, good: list[CaseResult],
+                         bad: list[CaseResult], name: str, folder: Path) -> list[str]:
+    """dataset.json (and class_labels.json) through the shared raw-dataset writer."""
     train = [r for r in good if r.case.split == "train"]
     p = conversion.provenance
-    content: dict[str, Any] = {
-        "channel_names": conversion.channel_names, "labels": conversion.labels, "numTraining": len(train),
-        "file_ending": conversion.file_ending, "name": name, "description": conversion.description,
-        "numTest": len(good) - len(train),
-        "source": p.title + (f" ({p.release})" if p.release else ""), "reference": p.url,
-        "licence": p.licence, "citation": p.citation,
-    }
-    if conversion.placeholder:
-        content["placeholder_labels"] = True
-        content["label_note"] = ("cases without a mask carry a PLACEHOLDER label map ('head': Otsu threshold of the "
-                                 "image; 'picture': every pixel) because nnU-Net's fingerprint needs foreground "
-                                 "voxels; "
-                                 "it is not a segmentation task to train on.")
+    class_labels = None
     if conversion.class_names is not None:
-        content["class_names"] = conversion.class_names
-        content["class_labels_file"] = CLASS_LABELS_FILE
-        if conversion.class_descriptions:
-            content["class_descriptions"] = conversion.class_descriptions
-    content["nnunet_transfer"] = {
-        "converter": converter.key, "options": conversion.options, "version": __version__,
-        "notes": conversion.notes, "empty_label_maps": sum(r.foreground_voxels == 0 for r in train),
-        "skipped_cases": {r.case.case_id: r.problems for r in bad},
-    }
-    return content
+        index = {c: i for i, c in enumerate(conversion.class_names)}
+        class_labels = {r.case.case_id: index[r.case.class_name] for r in train if r.case.class_name is not None}
+    return write_dataset_files(
+        folder, channel_names=conversion.channel_names, labels=conversion.labels, num_training=len(train),
+        num_test=len(good) - len(train), file_ending=conversion.file_ending, name=name,
+        description=conversion.description,
+        provenance={"source": p.title + (f" ({p.release})" if p.release else ""), "reference": p.url,
+                    "licence": p.licence, "citation": p.citation},
+        placeholder_note=PLACEHOLDER_NOTE if conversion.placeholder else None,
+        class_names=conversion.class_names, class_labels=class_labels,
+        class_descriptions=conversion.class_descriptions,
+        ours={"converter": converter.key, "options": conversion.options, "version": __version__,
+              "notes": conversion.notes, "empty_label_maps": sum(r.foreground_voxels == 0 for r in train),
+              "skipped_cases": {r.case.case_id: r.problems for r in bad}})
 
 
 def check_dataset_name(name: str) -> str:
@@ -268,19 +267,11 @@ def _target_folder(raw_root: Path, dataset_id: int, name: str, overwrite: bool, 
     if isinstance(dataset_id, bool) or not isinstance(dataset_id, int) or not 1 <= dataset_id <= 999:
         raise NnunetTransferError(f"dataset id must be an integer from 1 to 999 (nnU-Net's DatasetXXX), "
                                   f"got {dataset_id!r}")
-    if raw_root.exists() and not raw_root.is_dir():
-        raise NnunetTransferError(f"the nnU-Net raw folder {raw_root} (--raw-folder / nnUNet_raw) is a file, not a "
-                                  f"folder; choose a folder")
-    folder = raw_root / dataset_folder_name(dataset_id, check_dataset_name(name))
+    folder = new_dataset_folder(raw_root, dataset_id, check_dataset_name(name), overwrite,
+                                "--raw-folder / nnUNet_raw", "choose another -d or remove that folder")
     if folder.resolve().is_relative_to(source.resolve()):
         raise NnunetTransferError(f"the output {folder} lies inside SOURCE_DIR {source}; the source is never "
                                   f"modified: set nnUNet_raw (or --raw-folder) outside it")
-    clashes = [p for p in raw_root.glob(f"Dataset{dataset_id:03d}_*") if p.is_dir() and p.name != folder.name]
-    if clashes:
-        raise NnunetTransferError(f"dataset id {dataset_id} is taken by {clashes[0]}; nnU-Net needs unique ids: "
-                                  f"choose another -d or remove that folder")
-    if folder.exists() and not overwrite:
-        raise NnunetTransferError(f"{folder} already exists; pass --overwrite to replace it")
     return folder
 
 
@@ -330,13 +321,7 @@ def _finish(result: ConversionResult, conversion: Conversion, converter: Convert
     if not train and not any(r.case.split == "test" for r in good):
         raise NnunetTransferError("no case could be converted:\n" + bad_cases_message(bad, len(result.results)))
     written = [f for r in good for f in r.files]
-    write_json_atomic(_dataset_json(conversion, converter, good, bad, name), tmp / "dataset.json")
-    written.append("dataset.json")
-    if conversion.class_names is not None:
-        index = {c: i for i, c in enumerate(conversion.class_names)}
-        labels = {c.case_id: index[c.class_name] for c in train if c.class_name is not None}
-        write_json_atomic({"class_names": conversion.class_names, "labels": labels}, tmp / CLASS_LABELS_FILE)
-        written.append(CLASS_LABELS_FILE)
+    written += _write_dataset_files(conversion, converter, good, bad, name, tmp)
     if conversion.patient_split and train:
         write_json_atomic(patient_splits(train), tmp / SPLITS_FILE)
         # which cases are one patient's time points: label-efficiency subsets draw patients, not cases

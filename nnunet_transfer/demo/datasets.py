@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
@@ -26,7 +24,7 @@ from nnunet_transfer.demo.cases import NATURAL_PICTURES, SPECS, DatasetSpec, cas
 from nnunet_transfer.demo.mni import load_atlas
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.io import atomic_directory, write_json_atomic
-from nnunet_transfer.layout import CLASS_LABELS_FILE
+from nnunet_transfer.raw_dataset import new_dataset_folder, write_dataset_files
 
 DEMO_DATASETS: dict[str, int] = {key: spec.offset for key, spec in SPECS.items()}
 RECORD_FILE = "demo_record.json"
@@ -62,12 +60,6 @@ class DemoDataSize:
             raise NnunetTransferError(f"DemoDataSize.spacing_mm must be between 1 and 8 mm, got {self.spacing_mm!r}")
 
 
-def dataset_folder_name(key: str, first_id: int = 900) -> str:
-    """``DatasetXXX_Name`` of demo dataset ``key`` (e.g. ``Dataset911_DemoStroke``)."""
-    spec = SPECS[key]
-    return f"Dataset{first_id + spec.offset:03d}_{spec.name}"
-
-
 def _case_counts(spec: DatasetSpec, size: DemoDataSize) -> tuple[int, int]:
     """(training, test) case counts of one dataset."""
     if spec.domain == "natural":
@@ -75,57 +67,39 @@ def _case_counts(spec: DatasetSpec, size: DemoDataSize) -> tuple[int, int]:
     return size.n_train, size.n_test if spec.is_target else 0
 
 
-def _validate(raw_root: Path, keys: list[str], seed: int, first_id: int, overwrite: bool) -> None:
-    """Refuse bad arguments and existing folders before anything is written."""
+def _validate(raw_root: Path, keys: list[str], seed: int, first_id: int, overwrite: bool) -> dict[str, Path]:
+    """Refuse bad arguments and existing folders before anything is written; key -> dataset folder."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise NnunetTransferError(f"demo seed must be a non-negative integer, got {seed!r}")
     largest = max(DEMO_DATASETS.values())
     if isinstance(first_id, bool) or not isinstance(first_id, int) or not 0 <= first_id <= 999 - largest:
         raise NnunetTransferError(f"first_id must be an integer from 0 to {999 - largest} so that every demo "
                                   f"dataset id has three digits, got {first_id!r}")
-    if raw_root.exists() and not raw_root.is_dir():
-        raise NnunetTransferError(f"nnU-Net raw folder {raw_root} exists and is not a folder")
-    existing = [p.name for p in raw_root.iterdir()] if raw_root.is_dir() else []
-    for key in keys:
-        wanted = dataset_folder_name(key, first_id)
-        dataset_id = wanted[len("Dataset"):len("Dataset") + 3]
-        clashes = [n for n in existing if re.fullmatch(rf"Dataset{dataset_id}_.+", n) and n != wanted]
-        if clashes:
-            raise NnunetTransferError(f"dataset id {dataset_id} is already used by {raw_root / clashes[0]}; nnU-Net "
-                                      f"needs unique ids: choose another first_id (now {first_id})")
-        if wanted in existing and not overwrite:
-            raise NnunetTransferError(f"{raw_root / wanted} already exists; pass overwrite=True (--overwrite) to "
-                                      f"replace it, or choose another raw folder or first_id")
+    return {key: new_dataset_folder(raw_root, first_id + SPECS[key].offset, SPECS[key].name, overwrite, "nnUNet_raw",
+                                    f"choose another first_id (now {first_id})", "overwrite=True (--overwrite)")
+            for key in keys}
 
 
-def _dataset_json(spec: DatasetSpec, size: DemoDataSize, seed: int, n_train: int, n_test: int) -> dict[str, Any]:
-    """The dataset.json content of one demo dataset."""
+PLACEHOLDER_NOTE = ("labelsTr holds PLACEHOLDER maps: nnU-Net needs a label file with foreground voxels (its "
+                    "fingerprint samples foreground intensities). 'foreground' is the brain (MRI) or the whole "
+                    "picture (natural images); it is not a segmentation task to train on.")
+
+
+def _write_dataset_files(spec: DatasetSpec, size: DemoDataSize, seed: int, n_train: int, n_test: int,
+                         classes: dict[str, int], folder: Path) -> None:
+    """dataset.json (and class_labels.json) of one demo dataset, through the shared raw-dataset writer."""
     mri = spec.domain == "mri"
-    content: dict[str, Any] = {
-        "channel_names": {"0": "T1"} if mri else {"0": "R", "1": "G", "2": "B"},
-        "labels": dict(spec.labels),
-        "numTraining": n_train,
-        "file_ending": ".nii.gz" if mri else ".png",
-        "name": spec.name,
-        "description": provenance.description(spec.key, spec.domain),
-        "reference": provenance.reference(spec.domain),
-        "licence": provenance.licence(spec.domain, NATURAL_PICTURES.get(spec.key, ())),
-        "numTest": n_test,
-    }
-    if spec.placeholder_labels:
-        content["placeholder_labels"] = True
-        content["label_note"] = ("labelsTr holds PLACEHOLDER maps: nnU-Net needs a label file with foreground voxels "
-                                 "(its fingerprint samples foreground intensities). 'foreground' is the brain (MRI) or "
-                                 "the whole picture (natural images); it is not a segmentation task to train on.")
-    if spec.class_names is not None:
-        content["class_names"] = list(spec.class_names)
-        content["class_labels_file"] = CLASS_LABELS_FILE
-    content["nnunet_transfer"] = {
-        "generator": "demo", "seed": seed, "spacing_mm": float(size.spacing_mm) if mri else None,
-        "domain": spec.domain, "task": spec.task, "role": "target" if spec.is_target else "source",
-        "natural_size": None if mri else size.natural_size, "version": __version__,
-    }
-    return content
+    write_dataset_files(
+        folder, channel_names={"0": "T1"} if mri else {"0": "R", "1": "G", "2": "B"}, labels=spec.labels,
+        num_training=n_train, num_test=n_test, file_ending=".nii.gz" if mri else ".png", name=spec.name,
+        description=provenance.description(spec.key, spec.domain),
+        provenance={"reference": provenance.reference(spec.domain),
+                    "licence": provenance.licence(spec.domain, NATURAL_PICTURES.get(spec.key, ()))},
+        placeholder_note=PLACEHOLDER_NOTE if spec.placeholder_labels else None,
+        class_names=spec.class_names, class_labels=classes,
+        ours={"generator": "demo", "seed": seed, "spacing_mm": float(size.spacing_mm) if mri else None,
+              "domain": spec.domain, "task": spec.task, "role": "target" if spec.is_target else "source",
+              "natural_size": None if mri else size.natural_size, "version": __version__})
 
 
 def _jobs(spec: DatasetSpec, size: DemoDataSize, seed: int, folder: Path) -> list[tuple]:
@@ -168,10 +142,8 @@ def _write_one(spec: DatasetSpec, size: DemoDataSize, seed: int, final: Path, ov
             if class_label is not None:
                 classes[identifier] = class_label
             bar.update(1)
-        write_json_atomic(_dataset_json(spec, size, seed, n_train, n_test), tmp / "dataset.json")
+        _write_dataset_files(spec, size, seed, n_train, n_test, classes, tmp)
         write_json_atomic({"generator": "nnunet_transfer demo", "seed": seed, "cases": records}, tmp / RECORD_FILE)
-        if spec.class_names is not None:
-            write_json_atomic({"class_names": list(spec.class_names), "labels": classes}, tmp / CLASS_LABELS_FILE)
 
 
 def write_demo_datasets(raw_root: str | Path, size: DemoDataSize, seed: int = 0, first_id: int = 900,
@@ -196,12 +168,11 @@ def write_demo_datasets(raw_root: str | Path, size: DemoDataSize, seed: int = 0,
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
         raise NnunetTransferError(f"num_workers must be an integer >= 1, got {num_workers!r}")
     raw_root = Path(raw_root)
-    _validate(raw_root, keys, seed, first_id, overwrite)
+    folders = _validate(raw_root, keys, seed, first_id, overwrite)
     if any(SPECS[k].domain == "mri" for k in keys):
         load_atlas(size.spacing_mm)  # fail early (and warm the cache) before any folder is made
     raw_root.mkdir(parents=True, exist_ok=True)
     total = sum(sum(_case_counts(SPECS[k], size)) for k in keys)
-    folders = {k: raw_root / dataset_folder_name(k, first_id) for k in keys}
     pool = None
     if num_workers > 1:
         # spawn: workers must not inherit locks or threads of the parent (e.g. from torch or tqdm).

@@ -30,7 +30,6 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import KDTree
 
-BOUNDARY_METRICS = ("NSD", "HD95", "ASSD")
 PERCENTILE = 95.0
 KD_LEAF_SIZE = 32
 

@@ -21,7 +21,6 @@ import numpy as np
 
 from nnunet_transfer.evaluation.lesions import LesionOverlap
 
-INSTANCE_METRICS = ("PQ", "SQ", "RQ", "lesion_Dice", "instance_TP", "instance_FP", "instance_FN")
 MATCH_IOU = 0.5
 
 

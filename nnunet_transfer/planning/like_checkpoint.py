@@ -1,7 +1,7 @@
 """Pretrain-then-plan: plan target datasets like an existing pretraining checkpoint."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,11 @@ def describe_checkpoint(path: str | Path, allow_bare: bool = False) -> Checkpoin
     its first convolution only (dimensionality and input channels; no architecture). Raises
     NnunetTransferError if nothing describes the network."""
     path = Path(path).resolve()
-    checkpoint = load_checkpoint(path)
+    return describe_contents(load_checkpoint(path), path, allow_bare)
+
+
+def describe_contents(checkpoint: Mapping[str, Any], path: Path, allow_bare: bool = False) -> CheckpointPlan:
+    """:func:`describe_checkpoint` of contents already read from ``path`` (``load_checkpoint``)."""
     meta = checkpoint_metadata(checkpoint)
     if meta is not None:
         cfg = {"architecture": meta["architecture"], "patch_size": meta["patch_size"],

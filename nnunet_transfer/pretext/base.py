@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -27,7 +27,11 @@ class PretextBatch:
 
 
 class Pretext(ABC):
-    """Base class: ``pretext(x, generator)`` == ``pretext.apply(x, pretext.sample(x.shape, generator))``."""
+    """Base class: ``pretext(x, generator)`` == ``pretext.apply(x, pretext.sample(x.shape, generator))``.
+
+    ``name``: the pretext's key in ``nnunet_transfer.names.PRETEXTS`` (plans, study files, the CLI)."""
+
+    name: ClassVar[str]
 
     @abstractmethod
     def sample(self, shape: torch.Size, generator: torch.Generator) -> dict[str, Any]:

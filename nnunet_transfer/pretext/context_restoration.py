@@ -18,6 +18,8 @@ from nnunet_transfer.pretext.base import Pretext, PretextBatch, fraction, positi
 class ContextRestoration(Pretext):
     """``swaps`` pairs of patches, each side ``patch_fraction`` of the image side, per sample."""
 
+    name = "context_restoration"
+
     def __init__(self, swaps: int = 10, patch_fraction: float = 0.125):
         self.swaps = positive("swaps", swaps)
         self.patch_fraction = fraction("patch_fraction", patch_fraction, 0.0, 0.5 + 1e-9)

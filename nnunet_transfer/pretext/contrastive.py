@@ -71,6 +71,8 @@ class SimCLRViews(Pretext):
     """Two views per patch: SimCLR's random crop (``crop_area`` of the image, ``crop_aspect``)
     resized back, flips, gain / bias / gamma and Gaussian noise of ``noise_std``."""
 
+    name = "simclr"
+
     def __init__(self, crop_area: tuple[float, float] = (0.08, 1.0), crop_aspect: tuple[float, float] = (3 / 4, 4 / 3),
                  noise_std: float = 0.1):
         self.crop_area = fraction_range("crop_area", crop_area)

@@ -25,6 +25,8 @@ from nnunet_transfer.pretext.base import Pretext, PretextBatch, fraction, positi
 class MaskedImageModeling(Pretext):
     """Mask ``mask_ratio`` of the ``block_size``-sided blocks (the last block per axis may be cut)."""
 
+    name = "masked_image_modeling"
+
     def __init__(self, mask_ratio: float = 0.6, block_size: int = 8):
         self.mask_ratio = fraction("mask_ratio", mask_ratio)
         self.block_size = positive("block_size", block_size)

@@ -184,6 +184,8 @@ class ModelsGenesis(Pretext):
     sides ``inpaint_size`` of the side, out-painting box sides the side minus ``outpaint_size``
     of it. Raises NnunetTransferError naming an invalid parameter."""
 
+    name = "models_genesis"
+
     def __init__(self, p_nonlinear: float = 0.9, p_decreasing: float = 0.5, p_local_shuffle: float = 0.5,
                  shuffle_blocks: int = 10000, shuffle_max_fraction: float = 0.1, p_painting: float = 0.9,
                  p_outpainting: float = 0.8, paint_boxes: int = 5, paint_continue: float = 0.95,

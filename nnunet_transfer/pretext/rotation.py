@@ -23,6 +23,8 @@ from nnunet_transfer.pretext.base import Pretext, PretextBatch, randint
 class RotationPrediction(Pretext):
     """Four-way rotation classification in the last two (in-plane) axes."""
 
+    name = "rotation"
+
     def sample(self, shape: torch.Size, generator: torch.Generator) -> dict[str, Any]:
         return {"k": randint(generator, 0, 4, shape[0])}
 

@@ -21,8 +21,7 @@ from torch import nn
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.names import MODE_SELF_SUPERVISED
-from nnunet_transfer.pretext import (ContextRestoration, MaskedImageModeling, ModelsGenesis, RotationPrediction,
-                                     SimCLRViews, nt_xent)
+from nnunet_transfer.pretext import PRETEXT_CLASSES, nt_xent
 from nnunet_transfer.trainers.base import PretrainingTrainerBase
 from nnunet_transfer.trainers.heads import EncoderClassifier
 from nnunet_transfer.trainers.pretext_transform import (CLASSIFICATION, RECONSTRUCTION, VIEWS, PretextTransform,
@@ -45,7 +44,6 @@ class SelfSupervisedTrainerBase(PretrainingTrainerBase):
     """Shared wiring: the pretext from the plans, its transform in the augmentation workers, the
     pretext-loss validation."""
 
-    pretext_class = None
     pretraining_mode = MODE_SELF_SUPERVISED
     transform_output = RECONSTRUCTION  # what the transform makes of a sample (pretext_transform)
 
@@ -56,7 +54,7 @@ class SelfSupervisedTrainerBase(PretrainingTrainerBase):
         settings = self.pretraining_settings
         seed = self.seed if settings.seed is None else settings.seed  # pretext streams: the training seed by default
         try:
-            self.pretext = self.pretext_class(**getattr(settings, self.pretext_name))
+            self.pretext = PRETEXT_CLASSES[self.pretext_name](**getattr(settings, self.pretext_name))
         except TypeError as e:
             raise NnunetTransferError(f"pretraining.{self.pretext_name} in the plans: {e}") from None
         self.val_seed = int(seed) + 1
@@ -124,25 +122,25 @@ class ReconstructionTrainerBase(SelfSupervisedTrainerBase):
 class nnUNetTrainerPretrainModelsGenesis(ReconstructionTrainerBase):
     """Models Genesis (Zhou et al. 2019/2021): restore the image from its combined corruptions."""
 
-    pretext_name, pretext_class = "models_genesis", ModelsGenesis
+    pretext_name = "models_genesis"
 
 
 class nnUNetTrainerPretrainContextRestoration(ReconstructionTrainerBase):
     """Context restoration (Chen et al. 2019): restore the image after patch swaps."""
 
-    pretext_name, pretext_class = "context_restoration", ContextRestoration
+    pretext_name = "context_restoration"
 
 
 class nnUNetTrainerPretrainMaskedImageModeling(ReconstructionTrainerBase):
     """Masked image modelling (SimMIM / MAE style): restore masked blocks, loss on them only."""
 
-    pretext_name, pretext_class = "masked_image_modeling", MaskedImageModeling
+    pretext_name = "masked_image_modeling"
 
 
 class nnUNetTrainerPretrainRotation(SelfSupervisedTrainerBase):
     """Rotation prediction (Gidaris et al. 2018): 4-way head on the pooled bottleneck."""
 
-    pretext_name, pretext_class = "rotation", RotationPrediction
+    pretext_name = "rotation"
     transform_output = CLASSIFICATION
 
     def initialize(self):
@@ -177,7 +175,7 @@ class NTXentLoss(nn.Module):
 class nnUNetTrainerPretrainSimCLR(SelfSupervisedTrainerBase):
     """SimCLR (Chen et al. 2020): two views per patch, projection head, NT-Xent loss."""
 
-    pretext_name, pretext_class = "simclr", SimCLRViews
+    pretext_name = "simclr"
     transform_output = VIEWS
 
     def train_step(self, batch: dict) -> dict:

@@ -35,10 +35,12 @@ def check_channels_adaptable(source_channels: int, target_channels: int, rule: s
 
 def check_compatible(source: Mapping[str, torch.Tensor], model: nn.Module, source_name: str = "checkpoint",
                      target_name: str = "target network", rules: TransferRules | None = None,
-                     maps: NameMaps = NameMaps()) -> None:
+                     maps: NameMaps = NameMaps(),
+                     channel_names: tuple[Mapping[int, str] | None, Mapping[int, str] | None] = (None, None)) -> None:
     """Raise NnunetTransferError when the source cannot initialise ``model`` under ``rules``:
     a 3D source for a 2D target, input channels no rule maps, or a channel mapping (``maps``)
-    naming a checkpoint channel the network does not have.
+    naming a checkpoint channel the network does not have. ``channel_names`` (source, target),
+    where known, name the channels in the error.
 
     A 2D source for a 3D target is inflated; mismatches deeper in the network are not errors,
     they show up in the TransferReport.
@@ -59,6 +61,8 @@ def check_compatible(source: Mapping[str, torch.Tensor], model: nn.Module, sourc
             raise NnunetTransferError(f"{source_name} has {src.shape[1]} input channel(s); channel_map names "
                                       f"checkpoint channel(s) {beyond}.")
         return
+    listed = [f" {list(n.values())}" if n else "" for n in channel_names]
     check_channels_adaptable(src.shape[1], tgt.shape[1], rules.input_channels,
-                             f"{source_name} ({src.shape[1]} input channels) into {target_name} "
-                             f"({tgt.shape[1]})")
+                             f"{source_name} ({src.shape[1]} input channels{listed[0]}) into {target_name} "
+                             f"({tgt.shape[1]}{listed[1]}; map channels by name with channel_map, attach "
+                             f"--channel-map)")

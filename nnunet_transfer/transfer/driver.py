@@ -16,7 +16,7 @@ from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.transfer.checkpoint import checkpoint_metadata, extract_state_dict, load_checkpoint
 from nnunet_transfer.transfer.compat import check_compatible
 from nnunet_transfer.transfer.load import TransferError, preview_with_rules, transfer_with_rules
-from nnunet_transfer.transfer.mapping import resolve_name_maps, source_dataset_json
+from nnunet_transfer.transfer.mapping import channel_names_of, resolve_name_maps, source_dataset_json
 from nnunet_transfer.transfer.report import TransferReport
 from nnunet_transfer.transfer.rules import TransferRules
 
@@ -40,11 +40,13 @@ def transfer_from_checkpoint(checkpoint: str | os.PathLike, model: nn.Module, ru
     source = extract_state_dict(loaded)
     metadata = checkpoint_metadata(loaded)
     rules = rules.with_default_load(metadata)
+    source_json = source_dataset_json(loaded, metadata)
     try:
-        maps = resolve_name_maps(rules, source_dataset_json(loaded, metadata), target_json)
+        maps = resolve_name_maps(rules, source_json, target_json)
     except NnunetTransferError as e:
         raise NnunetTransferError(f"Checkpoint {checkpoint} into {target_name}: {e}") from None
-    check_compatible(source, model, f"Checkpoint {checkpoint}", target_name, rules, maps)
+    check_compatible(source, model, f"Checkpoint {checkpoint}", target_name, rules, maps,
+                     (channel_names_of(source_json), channel_names_of(target_json)))
     try:
         tokens = (metadata["token_grid"], metadata["token_order"]) if metadata and metadata.get("token_grid") else None
         report = (transfer_with_rules if apply else preview_with_rules)(source, model, rules, maps, tokens)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_transfer.conversion.registry import get_converter
+from nnunet_transfer.conversion.registry import converters
 from nnunet_transfer.conversion.run import convert
 from nnunet_transfer.io import read_json
 
@@ -21,7 +21,7 @@ def raw(tmp_path) -> Path:
 
 def run_convert(key: str, source: Path, raw: Path, dataset_id: int = 501, **kwargs):
     """``convert`` with one worker; converter options go in ``options``."""
-    return convert(get_converter(key), source, dataset_id, raw, workers=1, **kwargs)
+    return convert(converters()[key], source, dataset_id, raw, workers=1, **kwargs)
 
 
 def dataset_json(folder: Path) -> dict:

@@ -9,7 +9,7 @@ import SimpleITK as sitk
 
 from nnunet_transfer.conversion import run as run_module
 from nnunet_transfer.conversion.common import Case
-from nnunet_transfer.conversion.registry import get_converter
+from nnunet_transfer.conversion.registry import converters
 from nnunet_transfer.conversion.run import convert, patient_splits
 from nnunet_transfer.conversion.validate import GeometryPolicy
 from nnunet_transfer.errors import NnunetTransferError
@@ -157,8 +157,8 @@ def test_source_never_modified_and_output_refused_inside_it(source, raw):
 
 
 def test_parallel_workers_write_the_same_dataset(source, tmp_path):
-    one = convert(get_converter("atlas2"), source, 501, tmp_path / "a", workers=1)
-    two = convert(get_converter("atlas2"), source, 501, tmp_path / "b", workers=2)
+    one = convert(converters()["atlas2"], source, 501, tmp_path / "a", workers=1)
+    two = convert(converters()["atlas2"], source, 501, tmp_path / "b", workers=2)
     assert tree(one.folder) == tree(two.folder)
     for f in tree(one.folder):
         if f.endswith(".nii.gz"):
@@ -208,7 +208,7 @@ def test_a_truncated_image_is_skipped_with_skip_bad(source, raw):
     _cut(_t1(source, "r052s010", "R052"))
     with pytest.raises(NnunetTransferError, match=r"r052s010: .*_T1w\.nii\.gz is truncated"):
         run_convert("atlas2", source, raw)
-    result = convert(get_converter("atlas2"), source, 501, raw, skip_bad=True, workers=2)
+    result = convert(converters()["atlas2"], source, 501, raw, skip_bad=True, workers=2)
     assert list(dataset_json(result.folder)["nnunet_transfer"]["skipped_cases"]) == ["r052s010"]
 
 

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from nnunet_transfer.conversion.registry import get_converter
+from nnunet_transfer.conversion.registry import converters
 from nnunet_transfer.conversion.run import convert
 from nnunet_transfer.io import read_json
 from tests.conversion.fixtures import fixture_modules
@@ -44,7 +44,7 @@ def test_stock_nnunet_accepts_every_converted_dataset(tmp_path):
         source = module.build(tmp_path / "downloads" / key)
         for m, options in enumerate(module.VERIFY):
             dataset_id = 600 + 10 * n + m
-            result = convert(get_converter(key), source, dataset_id, raw, name=f"{key.replace('-', '')}{m}",
+            result = convert(converters()[key], source, dataset_id, raw, name=f"{key.replace('-', '')}{m}",
                              workers=1, options=options)
             folders.append(str(result.folder))
             meta = read_json(result.folder / "dataset.json")
