@@ -1,60 +1,32 @@
-"""Run a study's steps as cluster jobs through submitit: SLURM, or submitit's local executor.
+"""The submitit executors: a study's jobs (:class:`.scheduler.Job`) on SLURM, or through submitit's
+local executor.
 
 One job for the shared plans, one per pretraining, one per (target, initialisation, strategy,
-fold) training with its prediction and evaluation. On SLURM every job is submitted at once with
-``afterok`` dependencies (fine-tuning waits for its pretraining); submitit's local executor has
-no dependencies, so jobs go in waves. Jobs record their steps in the same per-step state files
-as the local runner, so any launcher can resume what another started. Multi-GPU trainings use
-nnU-Net's own ``-num_gpus`` (``launcher.num_gpus``).
+fold) training with its prediction and evaluation; each runs :func:`.job_entry.run_job`. Which jobs
+are done and what each waits for is the scheduler's (:mod:`.scheduler`). On SLURM every job that is
+not done is submitted at once with ``afterok`` dependencies on those not done (fine-tuning waits for
+its pretraining), so SLURM itself holds back a failed job's dependants; submitit's local executor
+has no dependencies, so :func:`.scheduler.drive` starts each job when the scheduler has it ready,
+``launcher.max_parallel`` at a time. Jobs record their steps in the same per-step state files as the
+local runner, so any launcher can resume what another started. Multi-GPU trainings use nnU-Net's
+own ``-num_gpus`` (``launcher.num_gpus``).
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import pandas as pd
 import submitit
 
-from nnunet_transfer.processes import forked_children_die_on_sigterm
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.study import slurm, state
-from nnunet_transfer.study.runner import run_step
+from nnunet_transfer.study.job_entry import run_job
+from nnunet_transfer.study.paths import activate
+from nnunet_transfer.study.requeue import RequeueableJob
+from nnunet_transfer.study.scheduler import (BLOCKED, DONE, WAITING, Job, Schedule, drive, job_schedule,  # noqa: F401
+                                             jobs)  # Job, jobs: importers' names
 from nnunet_transfer.study.sources import record_external_sources
-from nnunet_transfer.study.spec import Study, load_study
-from nnunet_transfer.study.steps import Step, activate, expand
+from nnunet_transfer.study.spec import Study
 
-
-@dataclass(frozen=True)
-class Job:
-    name: str
-    steps: tuple[str, ...]
-    deps: tuple[str, ...]  # names of jobs that must succeed first
-
-
-def jobs(study: Study) -> list[Job]:
-    """The study's jobs in dependency order (the plans, pretrainings, then one job per trained model)."""
-    steps = expand(study)
-    out = [Job(s.id, (s.id,), s.deps) for s in steps if s.kind in ("plan", "pretrain")]
-    for step in steps:
-        if step.kind == "train":
-            out.append(Job(step.id.replace("train/", "run/", 1), (step.id, step.id.replace("train/", "test/", 1)),
-                           step.deps))
-    return out
-
-
-def run_job(study_file: str, step_ids: list[str]) -> list[str]:
-    """Job entry point (runs on the cluster node): run the given steps of the study in order."""
-    forked_children_die_on_sigterm()  # else nnU-Net's pools hang under submitit's SIGTERM handler
-    study = load_study(study_file)
-    activate(study)
-    by_id: dict[str, Step] = {s.id: s for s in expand(study)}
-    for step_id in step_ids:
-        run_step(study, by_id[step_id])
-    return step_ids
-
-
-def job_pending(study: Study, job: Job) -> bool:
-    """Whether a step of ``job`` is not done."""
-    return any(state.read_state(study.folder, s)["status"] != state.DONE for s in job.steps)
+LOCAL_POLL_S = 1.0
 
 
 def _parameters(study: Study, job: Job, slurm: bool) -> dict:
@@ -67,6 +39,7 @@ def _parameters(study: Study, job: Job, slurm: bool) -> dict:
         params["cpus_per_task"] = launcher.cpus_per_task
         if launcher.mem_gb is not None:
             params["mem_gb"] = launcher.mem_gb
+        params["slurm_signal_delay_s"] = launcher.signal_delay_s  # --signal=USR2@N: the job requeues itself
     return params
 
 
@@ -76,15 +49,22 @@ def _gpus(study: Study, job: Job) -> int:
                                          else launcher.num_gpus)
 
 
-def plan_jobs(study: Study, live: dict[str, str] | None = None, stuck: dict[str, str] | None = None
-              ) -> pd.DataFrame:
-    """What would be submitted: job, steps, dependencies, status (``done`` jobs are not submitted;
-    with SLURM, ``live`` jobs, queued or running, are not submitted again, ``stuck`` ones are
-    cancelled and submitted again)."""
+def plan_jobs(study: Study, live: dict[str, str] | None = None, stuck: dict[str, str] | None = None,
+              all_jobs: list[Job] | None = None) -> pd.DataFrame:
+    """What would be submitted: job, steps, dependencies, its ``state`` now (the scheduler's, with the
+    failed job a blocked one comes from or the job a waiting one waits for) and ``submit`` (``done``
+    jobs are not submitted; with SLURM, ``live`` jobs, queued or running, are not submitted again,
+    ``stuck`` ones are cancelled and submitted again). ``all_jobs``: the study's, when made already."""
     live, stuck = live or {}, stuck or {}
+    all_jobs = jobs(study) if all_jobs is None else all_jobs
+    schedule = job_schedule(study, all_jobs)
+
+    def now(job: Job) -> str:
+        now, blocker = schedule.state(job.name), schedule.blocker(job.name)
+        return f"{now} ({blocker})" if now in (BLOCKED, WAITING) else now
 
     def status(job: Job) -> str:
-        if not job_pending(study, job):
+        if schedule.state(job.name) == DONE:
             return "no (done)"
         if job.name in stuck:
             return f"again (job {stuck[job.name]} can never start: a job it waits for was cancelled or failed)"
@@ -92,21 +72,23 @@ def plan_jobs(study: Study, live: dict[str, str] | None = None, stuck: dict[str,
             return f"no (job {live[job.name]} queued or running)"
         return "yes"
     return pd.DataFrame([{"job": j.name, "steps": ", ".join(j.steps), "after": ", ".join(j.deps) or "-",
-                          "submit": status(j)} for j in jobs(study)])
+                          "state": now(j), "submit": status(j)} for j in all_jobs])
 
 
 def _submit_slurm(study: Study, pending: list[Job], live: dict[str, str]) -> dict[str, str]:
     """Submit ``pending`` with ``afterok`` dependencies (on jobs submitted now or still live);
     returns job name -> id. When sbatch refuses one, every job this call submitted is cancelled
     and NnunetTransferError names the job and sbatch's reason."""
-    executor = submitit.AutoExecutor(folder=study.folder / "submitit", cluster="slurm")
+    executor = submitit.AutoExecutor(folder=study.folder / "submitit", cluster="slurm",
+                                     slurm_max_num_timeout=study.launcher.max_requeues)
+    job_entry = RequeueableJob(run_job, study.folder, study.launcher.max_requeues)  # time limit: requeued
     ids, submitted, record = dict(live), [], slurm.read_record(study)
     for job in pending:
         after = [ids[d] for d in job.deps if d in ids]
         extra = {"dependency": "afterok:" + ":".join(after)} if after else {}
         executor.update_parameters(**_parameters(study, job, True), slurm_additional_parameters=extra)
         try:
-            ids[job.name] = executor.submit(run_job, str(study.path), list(job.steps)).job_id
+            ids[job.name] = executor.submit(job_entry, str(study.path), list(job.steps)).job_id
         except Exception as e:  # noqa: BLE001 - submitit raises a bare Exception / CalledProcessError for sbatch
             slurm.cancel(submitted)
             reason = str(getattr(e, "stderr", None) or e).strip().splitlines()
@@ -122,47 +104,64 @@ def _submit_slurm(study: Study, pending: list[Job], live: dict[str, str]) -> dic
 
 def submit(study: Study, kind: str, dry_run: bool = False) -> pd.DataFrame:
     """Submit the study's pending jobs (``kind``: ``slurm`` or ``submitit-local``); with ``dry_run`` only
-    return what would be submitted. Local jobs are awaited wave by wave (``launcher.max_parallel``
-    at a time); SLURM jobs are submitted with dependencies and not awaited, after their requests
-    are checked against the partition (:mod:`nnunet_transfer.study.slurm`); jobs still queued or
-    running are not submitted again. Returns the job table with the job ids."""
+    return what would be submitted. Local jobs are awaited, each started when the scheduler has it
+    ready (``launcher.max_parallel`` at a time; a failed job holds back only its dependants); SLURM
+    jobs are submitted with dependencies and not awaited, after their requests are checked against
+    the partition (:mod:`nnunet_transfer.study.slurm`); jobs still queued or running are not
+    submitted again. Returns the job table with the job ids."""
     activate(study)  # fail here, not on the cluster, when the nnU-Net folders are missing
     live, stuck = slurm.live_jobs(study) if kind == "slurm" else ({}, {})
     if not dry_run:  # checkpoints given as sources: recorded before any job (and the jobs made), checked by each
         record_external_sources(study)
-    table = plan_jobs(study, live, stuck)
+    all_jobs = jobs(study)
+    schedule = job_schedule(study, all_jobs)
+    table = plan_jobs(study, live, stuck, all_jobs)
     if dry_run:
         return table
     if kind == "slurm":
         slurm.cancel(list(stuck.values()))
         live = {name: i for name, i in live.items() if name not in stuck}
-        pending = [j for j in jobs(study) if job_pending(study, j) and j.name not in live]
+        pending = [j for j in all_jobs if schedule.state(j.name) != DONE and j.name not in live]
         if pending:
             slurm.check_requests(study, slurm.partition(study.launcher.partition),
                                  max(_gpus(study, j) for j in pending))
         ids = _submit_slurm(study, pending, live)
     else:
-        ids = {}
-        pending = [j for j in jobs(study) if job_pending(study, j)]
-        executor = submitit.AutoExecutor(folder=study.folder / "submitit", cluster="local")
-        max_parallel = study.launcher.max_parallel
-        remaining = list(pending)
-        while remaining:
-            ready = [j for j in remaining if all(d not in {r.name for r in remaining} for d in j.deps)][:max_parallel]
-            if not ready:
-                break
-            submitted = []
-            for job in ready:
-                executor.update_parameters(**_parameters(study, job, False))
-                submitted.append((job, executor.submit(run_job, str(study.path), list(job.steps))))
-            for job, handle in submitted:
-                ids[job.name] = handle.job_id
-                handle.result()  # raises submitit's FailedJobError with the job's traceback
-                remaining.remove(job)
+        ids = _run_local(study, all_jobs, schedule.restarted())
     table["job_id"] = table["job"].map(ids).fillna("")
     return table
 
 
-if __name__ == "__main__":  # one job in a child process of the multi-GPU local launcher (study.parallel)
+def _run_local(study: Study, all_jobs: list[Job], schedule: Schedule) -> dict[str, str]:
+    """Run the jobs through submitit's local executor, each when the scheduler has it ready,
+    ``launcher.max_parallel`` at a time; returns job name -> id. Raises NnunetTransferError naming
+    the failed steps (with their errors and logs) after every job that could run has run."""
+    executor = submitit.AutoExecutor(folder=study.folder / "submitit", cluster="local")
+    by_name, ids = {j.name: j for j in all_jobs}, {}
+
+    def start(name: str, slot: int) -> submitit.Job:
+        executor.update_parameters(**_parameters(study, by_name[name], False))
+        handle = executor.submit(run_job, str(study.path), list(by_name[name].steps))
+        ids[name] = handle.job_id
+        return handle
+
+    def poll(handle: submitit.Job) -> bool | None:
+        return None if not handle.done() else handle.exception() is None
+
+    drive(schedule, list(range(study.launcher.max_parallel)), start, poll, poll_s=LOCAL_POLL_S)
+    failed = [s for name in schedule.nodes(state.FAILED) for s in by_name[name].steps
+              if state.read_state(study.folder, s)["status"] != DONE]
+    if failed:
+        blocked = [s for name in schedule.nodes(BLOCKED) for s in by_name[name].steps]
+        detail = "; ".join(f"{s}: {state.read_state(study.folder, s).get('error', 'did not finish')} "
+                           f"(log: {state.read_state(study.folder, s).get('log', '-')})" for s in failed)
+        raise NnunetTransferError(f"a submitit-local job failed: {detail}"
+                                  + (f"; {len(blocked)} step(s) depending on it did not run" if blocked else ""))
+    return ids
+
+
+if __name__ == "__main__":  # the child command of earlier versions; now nnunet_transfer.study.job_entry
     import sys
-    run_job(sys.argv[1], sys.argv[2:])
+
+    from nnunet_transfer.study.job_entry import main
+    main(sys.argv[1:])

@@ -1,21 +1,17 @@
-"""The study grid as steps, and how one step runs.
+"""What each step of a study does, one small function per step kind (:data:`STEP_KINDS`).
 
-Steps, in dependency order: ``plan`` (shared plans + preprocessing, once), ``pretrain/<source>``
-(once per pretraining: sources that pretrain one dataset with one task share it; a source given
-as a ``checkpoint`` has none, its file is checked against the SHA-256 recorded when the study
-started before each fine-tuning), ``train/<target>/<init>/<strategy>/fold_<f>`` (fine-tuning from
-each source with each of its strategies, under its transfer rules, and ``scratch`` with the
-identical plans and schedule), and ``test/...`` (nnU-Net's predictor on the target's imagesTs,
-then the evaluation against its labelsTs). A target with ``train_sizes`` has these runs once per
-size, ``train/<target>/n<size>/<init>/<strategy>/fold_<f>``, each training on the size's subset
-(:mod:`nnunet_transfer.study.subsets`) through a plans copy ``<plans>_n<size>`` whose
+``plan``: the shared plans and preprocessing (or, per architecture, the targets planned like a
+checkpoint), and the training subsets drawn and recorded; ``pretrain``: a source's pretraining;
+``train``: a fine-tuning (its plans copy with the transfer block written by ``attach``; a source
+given as a ``checkpoint`` is checked against the SHA-256 recorded when the study started) or the
+scratch baseline (a plans copy only for a training size or seed); ``test``: nnU-Net's predictor on
+the target's imagesTs, then the evaluation against its labelsTs. A training size trains on its
+subset (:mod:`nnunet_transfer.study.subsets`) through a plans copy whose
 ``training_schedule.train_subset`` lists the cases: the preprocessed data are shared, nothing is
-copied. Each seed of the study's ``seeds`` other than 0 adds ``seed_<s>/`` before the fold (and
-``_s<s>`` to the plans name, whose ``training_schedule.seed`` it sets); with ``pretrain_seeds =
-"each"`` the pretrainings too (``pretrain/<source>/seed_<s>``). Sources with ``plan =
-"like_checkpoint"`` add a plan per architecture (``plan/<arch>``, :mod:`.architectures`) and train,
-with a scratch baseline of their own, under ``train/<target>[/n<size>]/<arch>/<init>/...``.
-Trainings run stock ``nnUNetv2_train``; outputs are checked before a step is done.
+copied. Trainings run stock ``nnUNetv2_train``; outputs are checked before a step is done.
+
+The grid and its ids are :mod:`.grid`, where files are :mod:`.paths`, which step may run when
+:mod:`.scheduler`; the names below imported from those two stay importable from here.
 """
 from __future__ import annotations
 
@@ -23,142 +19,32 @@ import contextlib
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from nnunet_transfer import nnunet_commands
 from nnunet_transfer.errors import NnunetTransferError
-from nnunet_transfer.hub import ResolvedCheckpoint
-from nnunet_transfer.layout import (CHECKPOINT_FINAL, CHECKPOINT_LATEST, NNUNET_FOLDERS, raw_dir,
-                                    require_nnunet_folders, resolve_dataset, results_folder)
+from nnunet_transfer.layout import CHECKPOINT_FINAL, CHECKPOINT_LATEST, raw_dir
 from nnunet_transfer.io import read_json, write_json_atomic
-from nnunet_transfer.names import SCRATCH, SCRATCH_TRAINER, STRATEGIES
 from nnunet_transfer.planning.attach import attach
 from nnunet_transfer.planning.like_checkpoint import plan_like_checkpoint
 from nnunet_transfer.planning.plans_file import load_plans, write_plans
 from nnunet_transfer.planning.shared import plan_shared
 from nnunet_transfer.plans_blocks import DEFAULT_SEED, TransferRuleOptions, update_schedule
-from nnunet_transfer.study.architectures import (architecture, architecture_plans, architectures_used,
-                                                  plan_step_id, source_architecture)
+from nnunet_transfer.study import state
+from nnunet_transfer.study.architectures import architecture, architecture_plans
 from nnunet_transfer.study.evaluation import evaluate_run, evaluation_is_stale
-from nnunet_transfer.study.sources import check_external_source, external_checkpoint
-from nnunet_transfer.study.spec import Source, Study, Target
-from nnunet_transfer.study.state import step_file_stem
+from nnunet_transfer.study.grid import (Run, Step, expand, finetune_plans, pretraining_plans,  # noqa: F401 - and
+                                        row_label, runs, seeded_plans)  # importers' names
+from nnunet_transfer.study.paths import (activate, checkpoint_path, dataset_name, evaluation_file,  # noqa: F401
+                                         log_path, prediction_folder, run_folder, subsets_file)
+from nnunet_transfer.study.sources import check_external_source
+from nnunet_transfer.study.spec import Study, Target
 from nnunet_transfer.study.subsets import target_subsets
 from nnunet_transfer.transfer.checkpoint import load_checkpoint
 
 
-@dataclass(frozen=True)
-class Run:
-    """One trained model of the grid: a target, its initialisation and strategy, one fold."""
-
-    target: Target
-    source: Source | None  # None: from scratch
-    strategy: str  # a STRATEGIES key, or "scratch"
-    fold: int | str
-    size: int | None = None  # training patients (a target's train_sizes); None: every training case
-    seed: int = DEFAULT_SEED  # the training seed (training_schedule.seed)
-    arch: str | None = None  # the architecture key of a like-checkpoint plan; None: the shared plans
-
-    @property
-    def init(self) -> str:
-        return self.source.key if self.source else SCRATCH
-
-    @property
-    def trainer(self) -> str:
-        return SCRATCH_TRAINER if self.source is None else STRATEGIES[self.strategy]
-
-    @property
-    def path(self) -> str:
-        """``<target>[/n<size>][/<arch>]/<init>/<strategy>[/seed_<s>]/fold_<f>``: step-id suffix and
-        folder of predictions / evaluations (no seed part for seed 0, so a one-seed study keeps its ids
-        when seeds are added; no architecture part for the shared plans)."""
-        size = "" if self.size is None else f"n{self.size}/"
-        arch = "" if self.arch is None else f"{self.arch}/"
-        return f"{self.target.key}/{size}{arch}{self.init}/{self.strategy}/{seed_part(self.seed)}fold_{self.fold}"
-
-
-def row_label(study: Study, run: Run) -> str:
-    """The run's row in the study's table: the source's label (with its transfer rules), with the
-    strategy when the study fine-tunes with more than one; ``scratch``."""
-    if run.source is None:
-        return SCRATCH
-    return f"{run.source.label} ({run.strategy})" if study.several_strategies else run.source.label
-
-
-def seed_part(seed: int) -> str:
-    """The seed's part of a step id: none for seed 0, else ``seed_<s>/``."""
-    return "" if seed == DEFAULT_SEED else f"seed_{seed}/"
-
-
-def pretrain_step_id(source: Source, seed: int) -> str:
-    """``pretrain/<pretraining id>[/seed_<s>]``: one step per pretraining, shared by the sources that
-    transfer it under different rules."""
-    return f"pretrain/{source.pretraining}" + ("" if seed == DEFAULT_SEED else f"/seed_{seed}")
-
-
-@dataclass(frozen=True)
-class Step:
-    id: str
-    kind: str  # plan | pretrain | train | test
-    deps: tuple[str, ...] = ()
-    source: Source | None = None
-    run: Run | None = None
-    seed: int = DEFAULT_SEED  # a pretraining's seed
-    arch: str | None = None  # a plan step's architecture key (None: the shared plans)
-
-
-def runs(study: Study) -> list[Run]:
-    """Every (target, training size, seed, architecture, source or scratch, strategy, fold) of the
-    study, scratch last per target, size, seed, fold and architecture (the shared plans first)."""
-    out = []
-    archs = {s.key: source_architecture(study, s) for s in study.sources}
-    for target in study.targets:
-        for size in target.train_sizes or (None,):
-            for seed in study.seeds:
-                for fold in study.folds:
-                    for arch in architectures_used(study):
-                        out += [Run(target, s, strategy, fold, size, seed, arch) for s in study.sources
-                                if archs[s.key] == arch for strategy in study.strategies_of(s)]
-                        out.append(Run(target, None, SCRATCH, fold, size, seed, arch))
-    return out
-
-
-def expand(study: Study) -> list[Step]:
-    """The study's steps in an order that respects every dependency. Plan steps run one after
-    another (they fingerprint the same datasets), each architecture's after the shared plans."""
-    steps, after = [], ()
-    for arch in architectures_used(study):
-        steps.append(Step(plan_step_id(arch), "plan", after, arch=arch))
-        after = (plan_step_id(arch),)
-    pretrained = {}
-    for source in (s for s in study.sources if not s.external):
-        for seed in study.pretraining_seeds:
-            step_id = pretrain_step_id(source, seed)
-            pretrained.setdefault(step_id, Step(step_id, "pretrain", ("plan",), source=source, seed=seed))
-    steps += pretrained.values()
-    for run in runs(study):
-        deps = (plan_step_id(run.arch),) if run.source is None or run.source.external else \
-            (pretrain_step_id(run.source, study.pretrain_seed(run.seed)),)
-        steps.append(Step(f"train/{run.path}", "train", deps, run=run))
-        steps.append(Step(f"test/{run.path}", "test", (f"train/{run.path}",), run=run))
-    return steps
-
-
 # ---------------------------------------------------------------------------- environment
-
-def activate(study: Study) -> None:
-    """Point nnU-Net at the study's folders (``nnunet_root``) or check the environment has them."""
-    if study.nnunet_root is not None:
-        for name in NNUNET_FOLDERS:
-            os.environ[name] = str(study.nnunet_root / name)
-            (study.nnunet_root / name).mkdir(parents=True, exist_ok=True)
-    require_nnunet_folders(*NNUNET_FOLDERS)
-
-
-def dataset_name(dataset: str | int) -> str:
-    return resolve_dataset(dataset)
-
 
 def _device(study: Study) -> str:
     return study.device or nnunet_commands.default_device()
@@ -176,38 +62,6 @@ def reference_dataset(study: Study) -> str:
         return dataset_name(study.reference)
     mri_seg = [s for s in study.sources if s.domain == "mri" and s.task == "segmentation" and not s.external]
     return dataset_name(mri_seg[0].dataset if mri_seg else study.targets[0].dataset)
-
-
-def seeded_plans(plans: str, seed: int) -> str:
-    """A plans name with the seed: ``<plans>_s<seed>``, the name itself for seed 0."""
-    return plans if seed == DEFAULT_SEED else f"{plans}_s{seed}"
-
-
-def pretraining_plans(study: Study, seed: int) -> str:
-    """The plans a source is pretrained with at ``seed``: the study's, or a copy with the seed."""
-    return seeded_plans(study.plans, seed)
-
-
-def checkpoint_path(study: Study, source: Source, seed: int = DEFAULT_SEED) -> Path | ResolvedCheckpoint:
-    """The checkpoint a source offers: its file (external; a hub reference: the file recorded when the
-    study started, as a ResolvedCheckpoint), else its pretraining's at ``seed``."""
-    if source.external:
-        return external_checkpoint(study, source)
-    return results_folder(dataset_name(source.dataset), source.trainer, pretraining_plans(study, seed),
-                          study.source_configuration(source), "all") / CHECKPOINT_FINAL
-
-
-def finetune_plans(study: Study, run: Run) -> str:
-    """The plans a run trains with: the study's (scratch), a copy with the transfer block (fine-tuning:
-    ``<plans>_from_<source id>_<strategy>``, one per source even when two pretrain on one dataset),
-    each with ``_n<size>`` and the subset for a training size, and ``_s<seed>`` for a seed other than 0."""
-    base = architecture_plans(study, run.arch)  # <plans>_<arch> for a like-checkpoint architecture
-    plans = base if run.source is None else f"{base}_from_{run.source.key}_{run.strategy}"
-    return seeded_plans(plans if run.size is None else f"{plans}_n{run.size}", run.seed)
-
-
-def subsets_file(study: Study, target: Target) -> Path:
-    return study.folder / "subsets" / f"{target.key}.json"
 
 
 def training_subsets(study: Study, target: Target) -> dict[str, dict[str, list[str]]]:
@@ -248,44 +102,53 @@ def _write_plans_copy(study: Study, dataset: str, name: str, schedule: dict, bas
     write_plans({**plans, "plans_name": name}, dataset)
 
 
-def run_folder(study: Study, run: Run) -> Path:
-    return results_folder(dataset_name(run.target.dataset), run.trainer, finetune_plans(study, run),
-                          study.configuration, run.fold)
-
-
-def prediction_folder(study: Study, run: Run) -> Path:
-    return study.folder / "predictions" / run.path
-
-
-def evaluation_file(study: Study, run: Run) -> Path:
-    return study.folder / "evaluations" / f"{run.path}.csv"
-
-
-def log_path(study: Study, step: Step) -> Path:
-    return study.folder / "logs" / f"{step_file_stem(step.id)}.log"
-
-
 # ---------------------------------------------------------------------------- running one step
 
-def _prepare_training(fold_folder: Path) -> bool:
-    """True to continue from checkpoint_latest.pth; a run killed while saving it starts over instead."""
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
+def _finished(study: Study, step: Step, fold_folder: Path) -> bool:
+    """Whether the fold folder holds a finished training: a ``checkpoint_final.pth`` that loads. One that
+    does not (a job killed while nnU-Net wrote it, a full disk) is deleted, with why in the step's
+    history, and the training runs again (``--c`` would take it before ``checkpoint_latest.pth``)."""
+    final = fold_folder / CHECKPOINT_FINAL
+    if not final.is_file():
+        return False
+    try:
+        load_checkpoint(final, mmap=True)  # mapped: only the archive's index is read
+        return True
+    except Exception as e:  # noqa: BLE001 - a truncated file fails in many ways; all mean "not finished"
+        final.unlink()
+        state.add_history(study.folder, step.id, "retrained", detail=(
+            f"{final} does not load ({_first_line(e)}): the training did not finish writing it; trained again"))
+        return False
+
+
+def _prepare_training(study: Study, step: Step, fold_folder: Path) -> bool:
+    """True to continue from checkpoint_latest.pth (the epoch it continues at goes into the step's
+    history); a run killed while saving it starts over instead (with why in the history)."""
     latest = fold_folder / CHECKPOINT_LATEST
     if not latest.is_file():
         return False
     try:
-        load_checkpoint(latest)
-        return True
-    except Exception:  # noqa: BLE001 - a truncated file fails in many ways; all mean "start over"
+        epoch = load_checkpoint(latest, mmap=True).get("current_epoch")
+    except Exception as e:  # noqa: BLE001 - a truncated file fails in many ways; all mean "start over"
         shutil.rmtree(fold_folder)
+        state.add_history(study.folder, step.id, "started over",
+                          detail=f"{latest} does not load ({_first_line(e)}): the training starts from epoch 0")
         return False
+    state.add_history(study.folder, step.id, "resumed", epoch=epoch, detail=f"continues from {latest} at epoch {epoch}")
+    return True
 
 
 def _train(study: Study, step: Step, dataset: str, configuration: str, fold, trainer: str, plans: str,
            folder: Path) -> None:
-    if (folder / CHECKPOINT_FINAL).is_file():
+    if _finished(study, step, folder):
         return
+    resume = _prepare_training(study, step, folder)
     nnunet_commands.train(dataset, configuration, fold, trainer, plans, log_path(study, step),
-                          epochs=study.schedule.get("num_epochs"), continue_training=_prepare_training(folder),
+                          epochs=study.schedule.get("num_epochs"), continue_training=resume,
                           device=_device(study), extra_env=_training_env(study), num_gpus=study.launcher.num_gpus,
                           progress=False)
     if not (folder / CHECKPOINT_FINAL).is_file():
@@ -344,7 +207,8 @@ def _plan(study: Study, step: Step) -> None:
             training_subsets(study, target)
 
 
-def _test(study: Study, step: Step, run: Run) -> None:
+def _test(study: Study, step: Step) -> None:
+    run = step.run
     target = dataset_name(run.target.dataset)
     raw = raw_dir(target)
     if run.target.evaluate_on == "validation":
@@ -388,32 +252,39 @@ def refresh_evaluation(study: Study, run: Run) -> bool:
     return True
 
 
+def _pretrain(study: Study, step: Step) -> None:
+    source, dataset = step.source, dataset_name(step.source.dataset)
+    if step.seed != DEFAULT_SEED:
+        _write_plans_copy(study, dataset, pretraining_plans(study, step.seed), {"seed": step.seed})
+    _train(study, step, dataset, study.source_configuration(source), "all", source.trainer,
+           pretraining_plans(study, step.seed), checkpoint_path(study, source, step.seed).parent)
+
+
+def _train_run(study: Study, step: Step) -> None:
+    """A fine-tuning (attach writes its plans copy with the transfer block) or the scratch baseline."""
+    run = step.run
+    schedule = run_schedule(study, run)
+    if run.source is not None:
+        if run.source.external:
+            check_external_source(study, run.source)
+        attach(checkpoint_path(study, run.source, study.pretrain_seed(run.seed)), dataset_name(run.target.dataset),
+               architecture_plans(study, run.arch), finetune_plans(study, run),
+               rules=TransferRuleOptions(**run.source.rules).rules(),
+               strategy=study.strategy_options.get(run.strategy), schedule=schedule)
+    elif schedule is not None:
+        _write_plans_copy(study, dataset_name(run.target.dataset), finetune_plans(study, run), schedule,
+                          architecture_plans(study, run.arch))
+    _train(study, step, dataset_name(run.target.dataset), study.configuration, run.fold, run.trainer,
+           finetune_plans(study, run), run_folder(study, run))
+
+
+STEP_KINDS: dict[str, Callable[[Study, Step], None]] = {
+    "plan": _plan, "pretrain": _pretrain, "train": _train_run, "test": _test}
+
+
 def execute(study: Study, step: Step) -> None:
-    """Run one step to completion; raises NnunetTransferError (with the log path) when it fails."""
-    if step.kind == "plan":
-        _plan(study, step)
-    elif step.kind == "pretrain":
-        source, dataset = step.source, dataset_name(step.source.dataset)
-        if step.seed != DEFAULT_SEED:
-            _write_plans_copy(study, dataset, pretraining_plans(study, step.seed), {"seed": step.seed})
-        _train(study, step, dataset, study.source_configuration(source), "all", source.trainer,
-               pretraining_plans(study, step.seed), checkpoint_path(study, source, step.seed).parent)
-    elif step.kind == "train":
-        run = step.run
-        schedule = run_schedule(study, run)
-        if run.source is not None:
-            if run.source.external:
-                check_external_source(study, run.source)
-            attach(checkpoint_path(study, run.source, study.pretrain_seed(run.seed)), dataset_name(run.target.dataset),
-                   architecture_plans(study, run.arch), finetune_plans(study, run),
-                   rules=TransferRuleOptions(**run.source.rules).rules(),
-                   strategy=study.strategy_options.get(run.strategy), schedule=schedule)
-        elif schedule is not None:
-            _write_plans_copy(study, dataset_name(run.target.dataset), finetune_plans(study, run), schedule,
-                              architecture_plans(study, run.arch))
-        _train(study, step, dataset_name(run.target.dataset), study.configuration, run.fold, run.trainer,
-               finetune_plans(study, run), run_folder(study, run))
-    elif step.kind == "test":
-        _test(study, step, step.run)
-    else:
+    """Run one step to completion; raises NnunetTransferError (with the log path) when it fails,
+    ValueError for a step kind that is not in :data:`STEP_KINDS`."""
+    if step.kind not in STEP_KINDS:
         raise ValueError(step.kind)
+    STEP_KINDS[step.kind](study, step)

@@ -212,8 +212,9 @@ def test_the_table_groups_rows_by_architecture_and_compares_within_each(tmp_path
 
 
 def test_jobs_and_status_follow_the_steps(tmp_path):
-    from nnunet_transfer.study.launch import _gpus, jobs
-    from nnunet_transfer.study.runner import status_table
+    from nnunet_transfer.study.launch import _gpus
+    from nnunet_transfer.study.scheduler import jobs
+    from nnunet_transfer.study.status import status_table
     study = _zoo(tmp_path)
     small, large = (like_checkpoint_architectures(study)[s].key for s in ("small_mae", "large_mae"))
     found = {j.name: j for j in jobs(study)}
@@ -223,4 +224,5 @@ def test_jobs_and_status_follow_the_steps(tmp_path):
     assert run.deps == (f"plan/{small}",) and run.steps == (f"train/t/{small}/scratch/scratch/fold_0",
                                                            f"test/t/{small}/scratch/scratch/fold_0")
     table = status_table(study)
-    assert set(table["status"]) == {"pending"} and len(table) == len(expand(study))
+    assert set(table["status"]) == {"ready", "waiting"} and len(table) == len(expand(study))
+    assert table.set_index("step").loc[f"plan/{small}", "waits_for"] == "plan"

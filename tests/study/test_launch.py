@@ -6,7 +6,8 @@ import stat
 
 import pytest
 
-from nnunet_transfer.study.launch import jobs, submit
+from nnunet_transfer.study.launch import submit
+from nnunet_transfer.study.scheduler import jobs
 from nnunet_transfer.study.spec import load_study
 
 STUDY = """

@@ -9,8 +9,8 @@ import pytest
 
 from nnunet_transfer.errors import NnunetTransferError
 from nnunet_transfer.study import state
-from nnunet_transfer.study.launch import jobs
 from nnunet_transfer.study.parallel import run_parallel
+from nnunet_transfer.study.scheduler import jobs
 from nnunet_transfer.study.spec import load_study
 
 STUDY = """
