@@ -12,3 +12,8 @@ class NnunetTransferError(Exception):
 class CommandKilled(NnunetTransferError):
     """A command we started was ended by a signal (a cancelled cluster job, a killed process): its
     step was interrupted, not failed, and runs again next time."""
+
+
+class OutOfSpace(NnunetTransferError):
+    """A step could not write a file because its file system is full (``ENOSPC``): the step was
+    interrupted, not failed (nothing it wrote is taken as finished), and the run stops."""

@@ -54,16 +54,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     umask), not the owner-only mode of a temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise _out_of_space(path) from e
+        raise
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, _mode_of_new_file(path))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC and str(e.filename or tmp) == tmp:
+            raise _out_of_space(path) from e
         raise
+
+
+def _out_of_space(path: Path) -> OSError:
+    """A full disk (ENOSPC) as an OSError that names ``path``, the file being written, not its
+    temporary twin (or nothing, as a failed ``write`` says)."""
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 def write_json_atomic(data: Any, path: str | os.PathLike, indent: int = 2) -> Path:

@@ -6,9 +6,11 @@ a fold folder that a resumed run is about to use.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
+import time
 
 PR_SET_PDEATHSIG = 1
 
@@ -49,3 +51,45 @@ def forked_children_die_on_sigterm() -> None:
     if not _registered:
         os.register_at_fork(after_in_child=_default_sigterm)
         _registered = True
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (children, their children, ...), from ``/proc``; [] without it."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as f:
+                    children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (ended, waiting for its parent to read its status)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def stop_descendants(grace_s: float) -> list[int]:
+    """End every process below this one: SIGTERM, then SIGKILL for those still running after
+    ``grace_s`` seconds; returns their pids. For a cluster job about to be requeued: its training
+    and the training's workers must be gone before the job is (they would write on meanwhile)."""
+    pids = _descendants(os.getpid())
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + grace_s
+    while any(map(_running, pids)) and time.time() < deadline:
+        time.sleep(0.1)
+    for pid in filter(_running, pids):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return pids

@@ -115,6 +115,10 @@ def check_requests(study: Study, part: Partition, gpus: int) -> None:
     if part.time_limit_min is not None and launcher.timeout_min > part.time_limit_min:
         problems.append(f"launcher.timeout_min = {launcher.timeout_min}, but {where} allows "
                         f"{part.time_limit_min} minutes")
+    if launcher.signal_delay_s >= launcher.timeout_min * 60:
+        problems.append(f"launcher.signal_delay_s = {launcher.signal_delay_s}, but a job runs at most "
+                        f"launcher.timeout_min = {launcher.timeout_min} minutes: it would be warned (and requeued) "
+                        f"as it starts; set signal_delay_s below {launcher.timeout_min * 60}")
     if problems:
         raise NnunetTransferError(f"{study.path}: the jobs would never run on {where}: " + "; ".join(problems)
                                   + ". Nothing was submitted.")

@@ -156,6 +156,12 @@ class LauncherSpec(StrictModel):
     mem_gb: PositiveFloat | None = None
     num_gpus: PositiveInt = 1
     max_parallel: PositiveInt = 1
+    max_requeues: NonNegativeInt = Field(3, description=(
+        "slurm: how often a job that reaches its time limit or is preempted is requeued to continue from its "
+        "latest checkpoint (0: never)"))
+    signal_delay_s: PositiveInt = Field(90, description=(
+        "slurm: seconds before the time limit at which SLURM warns a job (--signal), which then stops its "
+        "training and requeues itself"))
     gpus: Annotated[list[NonNegativeInt | Annotated[str, Field(min_length=1)]], Field(min_length=1, description=(
         "local: run jobs side by side, one per device id (CUDA_VISIBLE_DEVICES), e.g. [0, 1, 2, 3]"))] | None = None
 

@@ -59,6 +59,42 @@ def mark(folder: Path, step_id: str, status: str, **info: Any) -> None:
                        "host": socket.gethostname(), "pid": os.getpid(), **info}, state_path(folder, step_id))
 
 
+def history_path(folder: Path, step_id: str) -> Path:
+    return folder / "state" / f"{step_file_stem(step_id)}.history.json"
+
+
+def add_history(folder: Path, step_id: str, event: str, **info: Any) -> None:
+    """Append ``event`` (``requeued``, ``not requeued``, ``resumed``, ``started over``, ``retrained``)
+    with ``info`` (job id, epoch, detail) to the step's history, which outlives its state (``mark``
+    replaces the state; the history keeps what happened to the step across jobs). Written atomically."""
+    path = history_path(folder, step_id)
+    events = read_json(path) if path.is_file() else []
+    events.append({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "event": event, **info})
+    write_json_atomic(events, path)
+
+
+def step_history(folder: Path, step_id: str) -> list[dict[str, Any]]:
+    """The step's history, oldest first: one dict per event with ``time``, ``event`` and, where
+    known, ``job_id``, ``epoch`` (the epoch that was running, for a requeue; the epoch a training
+    continues at, for ``resumed``) and ``detail`` (why). Empty when nothing happened to the step."""
+    path = history_path(folder, step_id)
+    return read_json(path) if path.is_file() else []
+
+
+def history_summary(events: list[dict[str, Any]]) -> str:
+    """One line for ``status``: ``requeued 2x (job 12 at epoch 7, 2024-01-01 10:00:00; ...)``, then the
+    last other event's detail (why a training was run again); empty for no events."""
+    requeues = [e for e in events if e["event"] == "requeued"]
+    parts = []
+    if requeues:
+        parts.append(f"requeued {len(requeues)}x (" + "; ".join(
+            f"job {e.get('job_id', '?')} at epoch {e.get('epoch', '?')}, {e['time']}" for e in requeues) + ")")
+    others = [e for e in events if e["event"] not in ("requeued", "resumed")]
+    if others:
+        parts.append(f"{others[-1]['event']}: {others[-1].get('detail', '')}".rstrip(": "))
+    return "; ".join(parts)
+
+
 @contextmanager
 def runner_lock(folder: Path) -> Iterator[None]:
     """Hold ``<folder>/runner.lock`` for one runner at a time (released by the OS if the runner is killed).

@@ -11,6 +11,7 @@ from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMu
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
+from nnunet_transfer.io import atomic_path
 from nnunet_transfer.names import MODE_SEGMENTATION
 from nnunet_transfer.networks.build import build_network, has_deep_supervision
 from nnunet_transfer.plans_blocks import SCHEDULE_KEY, Strategy, parse_pretraining, parse_schedule
@@ -143,6 +144,16 @@ class TransferTrainerBase(nnUNetTrainer):
                 f"fold={self.fold}): fold 'all' has no held-out cases.")
             return
         super().perform_actual_validation(save_probabilities)
+
+    def save_checkpoint(self, filename: str) -> None:
+        """nnU-Net's checkpoint, written beside ``filename`` and renamed: a training stopped at any
+        moment (a cluster job at its time limit, a full disk) leaves the previous checkpoint whole,
+        never half of a new one that ``--c`` would fail on."""
+        if self.local_rank != 0 or self.disable_checkpointing:
+            super().save_checkpoint(filename)  # writes nothing (or logs that it does not)
+            return
+        with atomic_path(filename) as tmp:
+            super().save_checkpoint(str(tmp))
 
 
 class PretrainingTrainerBase(TransferTrainerBase):

@@ -19,6 +19,7 @@ from typing import Iterator
 
 DAEMONS = ("slurmctld", "slurmd", "munged", "sbatch", "squeue", "sinfo", "scancel", "munge", "unmunge")
 MUNGE_RUN = Path("/run/munge")
+SHORT = "short"  # a partition with a one-minute time limit
 
 
 def missing() -> str | None:
@@ -83,8 +84,11 @@ def _write_conf(folder: Path, node: str) -> Path:
         "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_Core_Memory", f"DefMemPerCPU={memory // int(fields['CPUs'])}",
         "SchedulerType=sched/backfill", "MailProg=/bin/true", "ReturnToService=2", "KillWait=5",
+        # a job past its time limit is ended a minute later (the job requeues itself on SLURM's warning
+        # signal before that), and a requeued job may start again after 10 s instead of 120
+        "OverTimeLimit=1", "AuthInfo=cred_expire=10",
         f"{node} State=UNKNOWN", f"PartitionName=debug Nodes={fields['NodeName']} Default=YES MaxTime=INFINITE "
-        f"State=UP", ""]))
+        f"State=UP", f"PartitionName={SHORT} Nodes={fields['NodeName']} MaxTime=1 State=UP", ""]))
     for sub in ("state", "spool"):
         (folder / sub).mkdir(exist_ok=True)
     return conf
@@ -110,7 +114,8 @@ def _stop(pid: int | None, timeout: float = 10) -> None:
 
 @contextlib.contextmanager
 def single_node_cluster(folder: Path) -> Iterator[dict[str, str]]:
-    """A running one-node cluster (partition ``debug``); yields the environment its commands need."""
+    """A running one-node cluster (partitions ``debug``, no time limit, and :data:`SHORT`, one minute);
+    yields the environment its commands need."""
     folder.mkdir(parents=True, exist_ok=True)
     munged = _start_munge()
     conf = _write_conf(folder, _node_line())
@@ -127,7 +132,7 @@ def single_node_cluster(folder: Path) -> Iterator[dict[str, str]]:
             pids.append(int(pid_file.read_text()))
         for _ in range(200):
             state = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True).stdout
-            if state.strip() == "idle":
+            if set(state.split()) == {"idle"}:  # one line per partition
                 break
             time.sleep(0.1)
         else:

@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 
 from nnunet_transfer.demo.datasets import DemoDataSize, write_demo_datasets
+from nnunet_transfer.io import write_json_atomic
 from nnunet_transfer.study.spec import load_study
-from nnunet_transfer.study.state import read_state
+from nnunet_transfer.study.state import history_summary, read_state, step_history
 from nnunet_transfer.study.steps import expand
 from tests.integration import slurm_cluster
 
@@ -127,3 +128,57 @@ def test_a_study_on_a_real_slurm_cluster_survives_a_cancelled_job(tmp_path):
     assert log.startswith(f"$ {Path(sys.executable).parent / 'nnUNetv2_train'} ")  # this installation's nnU-Net
     for pid in daemons:  # stopped by their pids when the cluster closed
         assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+def test_a_training_past_the_partitions_time_limit_requeues_itself_and_continues(tmp_path):
+    """On partition ``short`` (a one-minute limit, SLURM's warning ``signal_delay_s`` = 5 s before it)
+    the pretraining asks for more epochs than three jobs can run: each job is warned, stops its
+    training, records the requeue and is requeued (same job id: the fine-tuning keeps waiting on it
+    with afterok); each next job continues from checkpoint_latest.pth (``--c``). Once it was requeued
+    twice the test lowers ``num_epochs`` in the plans, so the third job ends the training, whatever
+    the machine's speed: three jobs, then the fine-tuning and the rest of the study."""
+    reason = slurm_cluster.missing()
+    if reason:
+        pytest.skip(reason)
+    started = time.time()
+    (tmp_path / "study.toml").write_text(
+        STUDY.replace("num_epochs = 3", "num_epochs = 1000\nsave_every = 1")
+        .replace("timeout_min = 30", f'timeout_min = 1\npartition = "{slurm_cluster.SHORT}"\nsignal_delay_s = 5\n'
+                                     f'max_requeues = 6'))  # slack: a test step may be warned too
+    write_demo_datasets(tmp_path / "nnunet" / "nnUNet_raw", DemoDataSize(spacing_mm=8.0, n_train=4, n_test=2),
+                        seed=4, which=["mri_seg_source", "stroke"], progress=False)
+    study = load_study(tmp_path / "study.toml")
+    with slurm_cluster.single_node_cluster(tmp_path / "slurm") as cluster:
+        env = {k: v for k, v in cluster.items() if not k.startswith("nnUNet_")}
+        env.update(PATH="/usr/bin:/bin:/usr/sbin:/sbin", nnUNet_def_n_proc="1", nnUNet_n_proc_DA="0")
+        out = subprocess.run([sys.executable, "-m", "nnunet_transfer.cli", "study", "run", str(tmp_path / "study.toml")],
+                             env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        first = json.loads((study.folder / "submitit" / "slurm_jobs.json").read_text())
+        assert "--signal=USR2@5" in (study.folder / "submitit" / f"{first[PRETRAIN]}_submission.sh").read_text()
+
+        def requeues(step_id: str) -> list[dict]:
+            return [e for e in step_history(study.folder, step_id) if e["event"] == "requeued"]
+
+        _wait("the pretraining to be requeued twice", lambda: len(requeues(PRETRAIN)) >= 2, timeout=240,
+              folder=study.folder / "logs")
+        for plans in (tmp_path / "nnunet" / "nnUNet_preprocessed").glob("Dataset9*/nnUNetTransferPlans.json"):
+            content = json.loads(plans.read_text())
+            content["training_schedule"]["num_epochs"] = 3  # the third job finishes (jobs read plans as they start)
+            write_json_atomic(content, plans)
+        _wait("the study's jobs to finish", lambda: not _queue(env), timeout=240, folder=study.folder / "logs")
+        states = {s.id: read_state(study.folder, s.id)["status"] for s in expand(study)}
+        assert set(states.values()) == {"done"}, (states, step_history(study.folder, PRETRAIN))
+
+    history = step_history(study.folder, PRETRAIN)
+    requeued, resumed = requeues(PRETRAIN), [e for e in history if e["event"] == "resumed"]
+    assert len(requeued) == 2 and len(resumed) == 2, history  # three jobs
+    assert {e["job_id"] for e in requeued} == {first[PRETRAIN]}  # requeued: the same job
+    # each job continues from the checkpoint of the last epoch before the signal (save_every = 1): only the epoch
+    # that was running is trained again (one more or less: the signal may come while an epoch's end is saved)
+    assert 1 <= resumed[0]["epoch"] <= resumed[1]["epoch"], history
+    for stop, start in zip(requeued, resumed):
+        assert stop["epoch"] is None or abs(start["epoch"] - stop["epoch"]) <= 1, history
+    assert history_summary(history).startswith(f"requeued 2x (job {first[PRETRAIN]} at epoch ")
+    elapsed = time.time() - started
+    print(f"requeue test: {elapsed:.0f} s; pretraining history: {history}")
