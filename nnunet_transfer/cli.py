@@ -209,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="run a transfer study from a study file: plan, pretrain, fine-tune, test, "
                                      "compare (resumable)")
     p.add_argument("action", choices=["run", "status", "report", "schema"],
-                   help="run: every step not done yet, then the report; status: what is done / running / failed; "
+                   help="run: every step not done yet, then the report; status: counts per state, then every step "
+                        "not done: running, failed (with its error and log), ready, waiting or blocked (with what "
+                        "it waits for); "
                         "report: the comparison table and figures; schema: print the JSON Schema of study files")
     p.add_argument("study", metavar="STUDY.toml", nargs="?",
                    help="the study file (see documentation/reference/study.md); not for schema")
@@ -220,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", nargs="+", metavar="DEVICE",
                    help="run (local): jobs side by side, one per device id, each with CUDA_VISIBLE_DEVICES set to it "
                         "(default: the study file's launcher.gpus, else one step after another in this process)")
+    p.add_argument("--all", action="store_true", dest="all_steps",
+                   help="status: every step, the done ones too (with how long each ran)")
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("env", help="print the export lines that make stock nnU-Net find our trainers")
@@ -394,16 +398,16 @@ def cmd_study(args: argparse.Namespace) -> None:
                                   f"STUDY.toml")
     study = load_study(args.study)
     if args.action == "status":
-        from nnunet_transfer.study.runner import print_status
-        print_status(study)
+        from nnunet_transfer.study.status import print_status
+        print_status(study, all_steps=args.all_steps)
         return
     if args.action == "run":
         launcher = args.launcher or study.launcher.kind
         if launcher == "local":
             from nnunet_transfer.study.runner import run_local
             if args.dry_run:
-                from nnunet_transfer.study.runner import status_table
-                from nnunet_transfer.study.steps import activate
+                from nnunet_transfer.study.paths import activate
+                from nnunet_transfer.study.status import status_table
                 activate(study)
                 table = status_table(study)
                 print(table[table["status"] != "done"][["step", "status"]].to_string(index=False))
@@ -424,7 +428,7 @@ def cmd_study(args: argparse.Namespace) -> None:
             except Exception as e:  # submitit's FailedJobError carries the job's whole traceback
                 if isinstance(e, NnunetTransferError):
                     raise
-                from nnunet_transfer.study.runner import status_table
+                from nnunet_transfer.study.status import status_table
                 failed = status_table(study).query("status == 'failed'")
                 detail = "; ".join(f"{r.step}: {r.error} (log: {r.log})" for r in failed.itertuples()) or str(e)[-500:]
                 raise NnunetTransferError(f"a {launcher} job failed: {detail}") from None
@@ -440,6 +444,7 @@ def cmd_study(args: argparse.Namespace) -> None:
     files = write_report(study)
     print(files["table_md"].read_text())
     print("\n".join(f"{k}: {v}" for k, v in files.items()))
+    print(f"Report (open in a browser): {files['report_html'].resolve().as_uri()}")
 
 
 def _add_convert(sub) -> None:

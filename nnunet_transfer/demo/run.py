@@ -186,4 +186,5 @@ def run_demo(output: str | Path = "nnunet_transfer_demo", quick: bool = False, s
           f"each target:\n")
     print(files["table_md"].read_text())
     print(f"Table, per-case metrics and figures: {files['table_md'].parent}\nStudy file: {study_path}")
+    print(f"Report (open in a browser): {files['report_html'].resolve().as_uri()}")
     return pd.read_csv(files["table_csv"])

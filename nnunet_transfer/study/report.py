@@ -3,7 +3,8 @@
 ``write_report`` first checks that the arms of every comparison differ only in their
 initialisation (:mod:`nnunet_transfer.study.fairness`), then writes the table
 (:mod:`nnunet_transfer.study.table`), what each row's transfer did, the external sources and the
-figures (:mod:`nnunet_transfer.study.figures`) into ``<study folder>/results``.
+figures (:mod:`nnunet_transfer.study.figures`) into ``<study folder>/results``, and last the one-page
+``report.html`` with a gallery of segmentations (:mod:`nnunet_transfer.study.report_html`).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from nnunet_transfer.io import write_csv_atomic, write_text_atomic
 from nnunet_transfer.study.fairness import check_fairness, transfer_lines
 from nnunet_transfer.study.figures import bar_figure, data_efficiency_figure, learning_curves
+from nnunet_transfer.study.report_html import write_report_html
 from nnunet_transfer.study.sources import RECORD_FILE, record_path, sources_markdown
 from nnunet_transfer.study.spec import Study
 from nnunet_transfer.study.table import collect, comparison_table, markdown
@@ -22,7 +24,7 @@ __all__ = ["collect", "comparison_table", "data_efficiency_figure", "markdown", 
 def write_report(study: Study, preface: str | None = None) -> dict[str, Path]:
     """Check the fairness of every comparison, then write table CSV / Markdown (``preface`` above the
     table; under it the fairness statement, each row's transfer and the external sources), per-case
-    CSV and the figures (``data_efficiency.png`` when targets have training sizes) into
+    CSV, the figures (``data_efficiency.png`` when targets have training sizes) and ``report.html`` into
     ``<study folder>/results``; returns the paths written. Raises NnunetTransferError (naming the
     arm and what differs) when an arm differs from scratch in more than its initialisation."""
     per_case = collect(study)
@@ -46,4 +48,5 @@ def write_report(study: Study, preface: str | None = None) -> dict[str, Path]:
     learning_curves(study, files["curves"])
     if data_efficiency_figure(study, per_case, out / "data_efficiency.png"):
         files["data_efficiency"] = out / "data_efficiency.png"
+    files["report_html"] = write_report_html(study, table, per_case, fairness, preface)  # embeds the figures above
     return files

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from nnunet_transfer.demo.datasets import DemoDataSize, write_demo_datasets
-from nnunet_transfer.study.state import read_state
+from nnunet_transfer.study.state import read_state, step_file_stem
 from nnunet_transfer.study.spec import load_study
 from nnunet_transfer.study.steps import expand, run_folder, runs
 from tests.integration.nnunet import nnunet_checkpoint
@@ -63,16 +63,26 @@ def _cli(*args, env, **kwargs):
 
 
 def _trainings_using(folder: Path) -> list[int]:
-    """Live nnUNetv2_train processes whose environment points into ``folder``."""
+    """Live nnUNetv2_train processes (or warm workers, which run it) whose environment points into ``folder``."""
     found = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            if b"nnUNetv2_train" in (proc / "cmdline").read_bytes() and \
+            cmdline = (proc / "cmdline").read_bytes()
+            if (b"nnUNetv2_train" in cmdline or b"nnunet_transfer.warm_workers" in cmdline) and \
                     str(folder).encode() in (proc / "environ").read_bytes():
                 found.append(int(proc.name))
         except OSError:
             continue
     return found
+
+
+def _training_now(study, done_before: int) -> bool:
+    """Whether a training step is in nnU-Net's epochs after ``done_before`` training steps finished."""
+    states = {s.id: read_state(study.folder, s.id)["status"] for s in expand(study) if s.id.startswith("train/")}
+    if sum(v == "done" for v in states.values()) < done_before:
+        return False
+    logs = [study.folder / "logs" / f"{step_file_stem(k)}.log" for k, v in states.items() if v == "running"]
+    return any(log.is_file() and "Epoch 0" in log.read_text() for log in logs)
 
 
 def test_killed_study_resumes_through_submitit_and_reports(tmp_path, monkeypatch):
@@ -90,12 +100,12 @@ def test_killed_study_resumes_through_submitit_and_reports(tmp_path, monkeypatch
     runner = subprocess.Popen([sys.executable, "-m", "nnunet_transfer.cli", "study", "run", str(study_file)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while time.time() < deadline and runner.poll() is None:
-        if first_pretraining.is_file() and '"done"' in first_pretraining.read_text():
+    while time.time() < deadline and runner.poll() is None:  # kill it in the epochs of its third training
+        if first_pretraining.is_file() and '"done"' in first_pretraining.read_text() and _training_now(study, 2):
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     assert runner.poll() is None, "the runner ended before it could be killed"
-    time.sleep(3)  # into the next step
+    assert _trainings_using(tmp_path), "no training (nor warm worker) of the runner was found"
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     statuses = {s.id: read_state(study.folder, s.id)["status"] for s in expand(study)}
@@ -155,6 +165,8 @@ def test_killed_study_resumes_through_submitit_and_reports(tmp_path, monkeypatch
     assert status.returncode == 0 and f"{len(expand(study))} done" in status.stdout
     again = _cli("study", "run", str(study_file), env=env)  # everything done: only the report is rewritten
     assert again.returncode == 0 and "| scratch |" in again.stdout
+    report = (study.folder / "results" / "report.html").resolve()
+    assert f"Report (open in a browser): {report.as_uri()}" in again.stdout and report.stat().st_size > 10_000
     nnunet_checkpoint(tmp_path / "models" / "earlier_model.pth", seed=1)  # another network under the same name
     changed = _cli("study", "run", str(study_file), env=env)
     assert changed.returncode != 0 and "earlier_model.pth is not the file the study started with" in changed.stderr
