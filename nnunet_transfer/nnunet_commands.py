@@ -1,4 +1,4 @@
-"""Run stock ``nnUNetv2_train`` as a subprocess; predict with nnU-Net's predictor in-process.
+"""Run stock ``nnUNetv2_train`` (in a warm worker or a subprocess); predict with nnU-Net's predictor in-process.
 
 Output goes to a log file; a progress bar follows nnU-Net's ``Epoch N`` lines. A failure raises
 one NnunetTransferError with the last lines of the log and its path.
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from nnunet_transfer import warm_workers
 from nnunet_transfer.environment import ext_trainer_value, nnunet_subprocess_env
 from nnunet_transfer.errors import CommandKilled, NnunetTransferError
 from nnunet_transfer.processes import die_with_parent
@@ -62,6 +63,12 @@ def run_logged(cmd: Sequence[str], log_path: str | Path, desc: str, total: int |
                 bar.refresh()
         code = proc.wait()
     bar.close()
+    _raise_for_exit(cmd, code, log_path, tail)
+
+
+def _raise_for_exit(cmd: Sequence[str], code: int, log_path: Path, tail: Sequence[str]) -> None:
+    """Nothing for exit status 0; else CommandKilled (a signal) or NnunetTransferError with our error
+    message from ``tail`` (the log's last lines), else the tail itself."""
     if code < 0:  # ended by a signal: scancel, a kill, the machine going down
         raise CommandKilled(f"`{' '.join(cmd[:4])} ...` was ended by signal {-code} (a cancelled job or a killed "
                             f"process); it continues from its latest checkpoint next time. Log: {log_path}")
@@ -97,9 +104,46 @@ def train_command(dataset: str, configuration: str, fold: str | int, trainer: st
 def train(dataset: str, configuration: str, fold: str | int, trainer: str, plans: str, log_path: str | Path,
           epochs: int | None = None, continue_training: bool = False, device: str | None = None,
           extra_env: dict[str, str] | None = None, progress: bool = True, num_gpus: int = 1) -> None:
-    """Run :func:`train_command` with our trainers discoverable; output to ``log_path``."""
+    """Run :func:`train_command` with our trainers discoverable; output to ``log_path``.
+
+    Runs in a warm worker (:mod:`nnunet_transfer.warm_workers`: a fork of a process that has nnU-Net
+    imported, running ``nnUNetv2_train``'s own entry with these arguments and this environment)
+    where they are enabled, else as a subprocess; multi-GPU trainings always as a subprocess.
+    """
     cmd = train_command(dataset, configuration, fold, trainer, plans, continue_training, device, num_gpus)
-    run_logged(cmd, log_path, f"train {trainer} {dataset}", epochs, nnunet_subprocess_env(extra_env), progress)
+    env = nnunet_subprocess_env(extra_env)
+    if num_gpus == 1 and warm_workers.enabled(env):
+        try:
+            return run_warm(cmd, log_path, f"train {trainer} {dataset}", epochs, env, progress)
+        except warm_workers.WorkerUnavailable as e:  # said once per environment; the stock command runs
+            print(f"nnunet_transfer: {e}\nnnunet_transfer: running {cmd[0]} as a subprocess instead", file=sys.stderr)
+    run_logged(cmd, log_path, f"train {trainer} {dataset}", epochs, env, progress)
+
+
+def run_warm(cmd: Sequence[str], log_path: str | Path, desc: str, total: int | None = None,
+             env: dict[str, str] | None = None, progress: bool = True) -> None:
+    """:func:`run_logged` for an nnU-Net console command, run in a warm worker: the same log (the
+    command line first, then the command's output), progress bar and errors."""
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(env if env is not None else nnunet_subprocess_env())
+    with open(log_path, "w", encoding="utf-8") as log:
+        log.write("$ " + " ".join(cmd) + "   # in a warm worker (nnunet_transfer.warm_workers)\n")
+    tail: deque[str] = deque(maxlen=15)
+    bar = tqdm(total=total, desc=desc, unit="epoch", disable=not progress or not total, leave=True)
+
+    def on_line(line: str) -> None:
+        tail.append(line.rstrip())
+        match = EPOCH_LINE.match(line.strip())
+        if total and match:
+            bar.n = min(total, int(match.group(1)) + 1)
+            bar.refresh()
+
+    try:
+        code = warm_workers.run(cmd, env, log_path, on_line)
+    finally:
+        bar.close()
+    _raise_for_exit(cmd, code, log_path, tail)
 
 
 def predict_in_process(input_dir: str | Path, output_dir: str | Path, model_folder: str | Path, folds: Sequence,
