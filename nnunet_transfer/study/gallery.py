@@ -53,7 +53,8 @@ REFERENCE_OUTLINE = "#ffe000"
 MISSED_RING = "#00e5ff"
 FALSE_POSITIVE_RING = "#ff00ff"
 # the figures' colours: matplotlib's default cycle, as CSS hex (another module may have set it as RGB tuples)
-ARM_COLOURS = tuple(matplotlib.colors.to_hex(c) for c in matplotlib.rcParamsDefault["axes.prop_cycle"].by_key()["color"])
+ARM_COLOURS = tuple(matplotlib.colors.to_hex(c)
+                    for c in matplotlib.rcParamsDefault["axes.prop_cycle"].by_key()["color"])
 RANKS = ("best", "median", "worst")
 
 

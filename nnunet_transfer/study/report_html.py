@@ -223,7 +223,8 @@ def provenance_html(facts: dict[str, str], steps: list[dict]) -> str:
               "<th>log</th><th>error</th></tr>")
     return (f"<dl>{items}</dl><details{' open' if any(s['status'] == state.FAILED for s in steps) else ''}>"
             f"<summary>{len(steps)} steps: {_e(', '.join(f'{n} {k}' for k, n in counts.items()))}</summary>"
-            f'<table class="sortable" aria-label="steps"><thead>{header}</thead><tbody>{rows}</tbody></table></details>')
+            f'<table class="sortable" aria-label="steps"><thead>{header}</thead><tbody>{rows}</tbody></table>'
+            '</details>')
 
 
 def write_html(study: Study, path: Path, *, table: pd.DataFrame, per_case: pd.DataFrame, galleries: list[Gallery],

@@ -151,7 +151,8 @@ def test_a_training_past_the_partitions_time_limit_requeues_itself_and_continues
     with slurm_cluster.single_node_cluster(tmp_path / "slurm") as cluster:
         env = {k: v for k, v in cluster.items() if not k.startswith("nnUNet_")}
         env.update(PATH="/usr/bin:/bin:/usr/sbin:/sbin", nnUNet_def_n_proc="1", nnUNet_n_proc_DA="0")
-        out = subprocess.run([sys.executable, "-m", "nnunet_transfer.cli", "study", "run", str(tmp_path / "study.toml")],
+        out = subprocess.run([sys.executable, "-m", "nnunet_transfer.cli", "study", "run",
+                              str(tmp_path / "study.toml")],
                              env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         first = json.loads((study.folder / "submitit" / "slurm_jobs.json").read_text())

@@ -185,7 +185,8 @@ def save_screenshots(report: Path, out: Path, target: str, width: int = 1366) ->
     with Page(width=width, height=900) as page:
         page.open(report.resolve().as_uri())
         written = []
-        for name, selector in (("report_table.png", "#comparison ~ table"), ("report_gallery.png", f"#gallery-{target}")):
+        for name, selector in (("report_table.png", "#comparison ~ table"),
+                               ("report_gallery.png", f"#gallery-{target}")):
             (out / name).write_bytes(page.screenshot(selector))
             written.append(out / name)
     return written

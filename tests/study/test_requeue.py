@@ -76,7 +76,8 @@ def test_stop_descendants_ends_children_and_grandchildren(tmp_path):
         child = subprocess.Popen([sys.executable, "-c", sleeper])  # ignores SIGTERM: needs the SIGKILL
         time.sleep(1.5)
         pids = stop_descendants(grace_s=1.0)
-        json.dump({{"pids": pids, "child": child.pid, "code": child.wait(timeout=10)}}, open({str(tmp_path / "out.json")!r}, "w"))
+        json.dump({{"pids": pids, "child": child.pid, "code": child.wait(timeout=10)}},
+                  open({str(tmp_path / "out.json")!r}, "w"))
     """)
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     out = json.loads((tmp_path / "out.json").read_text())

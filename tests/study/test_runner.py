@@ -110,7 +110,8 @@ def test_a_full_disk_stops_the_run_with_one_message_naming_the_file_and_leaves_t
             io.write_json_atomic({"plans": 1}, study.folder / "plans.json")
 
     monkeypatch.setattr(runner, "execute", execute)
-    with pytest.raises(OutOfSpace, match=f"No space left on device: plan could not write {study.folder / 'plans.json'}"):
+    expected = f"No space left on device: plan could not write {study.folder / 'plans.json'}"
+    with pytest.raises(OutOfSpace, match=expected):
         runner.run_local(study, progress=False)
     assert ran == ["plan"]  # the run stopped: no other step wrote to the full disk
     assert not (study.folder / "plans.json").exists()
