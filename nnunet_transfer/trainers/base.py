@@ -167,8 +167,7 @@ class PretrainingTrainerBase(TransferTrainerBase):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        if not self.enable_deep_supervision and not has_deep_supervision(
-                self.configuration_manager.configuration["architecture"]):
+        if not has_deep_supervision(self.configuration_manager.configuration["architecture"]):
             raise RuntimeError(f"{type(self).__name__} pretrains nnU-Net's U-Nets; plans "
                                f"'{self.plans_manager.plans_name}' configure a "
                                f"{self.configuration_manager.network_arch_class_name}. Pretrain transformers with "
